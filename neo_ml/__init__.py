@@ -1,0 +1,1 @@
+"""Neo Alexandria ML workbench."""

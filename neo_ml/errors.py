@@ -1,0 +1,49 @@
+"""Exceptions of the package: one base class, so callers can catch them all."""
+
+from __future__ import annotations
+
+
+class NeoMLError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class DataFormatError(NeoMLError, ValueError):
+    """Input data is malformed. Names the source, the record and the field."""
+
+    def __init__(self, message: str, *, source: str | None = None,
+                 record: int | str | None = None, field: str | None = None):
+        self.source, self.record, self.field = source, record, field
+        where = []
+        if source is not None:
+            where.append(str(source))
+        if record is not None:
+            where.append(f"record {record}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class DataUnavailableError(NeoMLError):
+    """A corpus could not be fetched or failed its checksum."""
+
+
+class CheckpointError(NeoMLError):
+    """A checkpoint is missing fields, corrupt or of an unknown version."""
+
+
+class NCFModelNotFoundError(NeoMLError, FileNotFoundError):
+    """No trained NCF checkpoint where the service looked."""
+
+    def __init__(self, path):
+        self.path = path
+        super().__init__(
+            f"No NCF model at {path}. Train one with: "
+            f"python -m neo_ml.train_ncf --data ml-100k --output {path}"
+        )
+
+
+class ColdStartError(NeoMLError, KeyError):
+    """A score was asked for a user or item the model has never seen."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,86 @@
+"""Ranking metrics: HR@k and NDCG@k, sampled and full ranking, ties against the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def hit_rate_and_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """Mean HR@k and NDCG@k from 0-based ranks of the held-out item."""
+    ranks = np.asarray(ranks)
+    if len(ranks) == 0:
+        return float("nan"), float("nan")
+    hits = ranks < k
+    ndcg = np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return float(hits.mean()), float(ndcg.mean())
+
+
+def ranks_against_candidates(target_scores: np.ndarray, candidate_scores: np.ndarray) -> np.ndarray:
+    """0-based rank of each target among its candidates; a tie counts against the target."""
+    return (candidate_scores >= target_scores[:, None]).sum(axis=1)
+
+
+@torch.no_grad()
+def sampled_ranks(model, users: np.ndarray, targets: np.ndarray, negatives: np.ndarray,
+                  history: np.ndarray | None = None) -> np.ndarray:
+    """Rank of each user's target item among that user's sampled negatives.
+
+    ``history`` holds one row per entry of ``users`` (see NCF models).
+    """
+    model.eval()
+    candidates = np.concatenate([targets[:, None], negatives], axis=1)
+    width = candidates.shape[1]
+    u = torch.as_tensor(np.repeat(users, width))
+    h = None if history is None else torch.as_tensor(np.repeat(history, width, axis=0))
+    scores = model(u, torch.as_tensor(candidates.reshape(-1)), h).view(candidates.shape).numpy()
+    return ranks_against_candidates(scores[:, 0], scores[:, 1:])
+
+
+@torch.no_grad()
+def full_ranks(model, users: np.ndarray, targets: np.ndarray, exclude: np.ndarray,
+               history: np.ndarray | None = None, chunk: int = 128) -> np.ndarray:
+    """Rank of each target among all items, minus the (user, item) pairs in ``exclude``.
+
+    ``exclude`` holds (user, item) rows, normally the training interactions.
+    """
+    model.eval()
+    ranks = np.empty(len(users), dtype=np.int64)
+    order = np.argsort(exclude[:, 0], kind="stable")
+    ex_users, ex_items = exclude[order, 0], exclude[order, 1]
+    for start in range(0, len(users), chunk):
+        batch = users[start:start + chunk]
+        h = None if history is None else torch.as_tensor(history[start:start + chunk])
+        scores = model.score_all_items(torch.as_tensor(batch), h).numpy().astype(np.float64)
+        lo = np.searchsorted(ex_users, batch, side="left")
+        hi = np.searchsorted(ex_users, batch, side="right")
+        for row, (a, b) in enumerate(zip(lo, hi)):
+            scores[row, ex_items[a:b]] = -np.inf
+        rows = np.arange(len(batch))
+        target = scores[rows, targets[start:start + chunk]].copy()
+        scores[rows, targets[start:start + chunk]] = -np.inf  # the target is not its own rival
+        ranks[start:start + chunk] = ranks_against_candidates(target, scores)
+    return ranks
+
+
+def evaluate_model(model, split, which: str = "test", k: int = 10,
+                   full: bool = True) -> dict[str, float]:
+    """HR@k and NDCG@k of ``model`` on a LeaveOneOutSplit's validation or test item.
+
+    Sampled: the held-out item among its 99 saved negatives. Full: among every
+    item the user has no training interaction with. A history-aware model sees
+    the user's items before the held-out one (for test, the validation item too).
+    """
+    items = split.test_items if which == "test" else split.validation_items
+    negatives = split.test_negatives if which == "test" else split.validation_negatives
+    users = np.flatnonzero(items >= 0)
+    length = getattr(model, "history_length", 0)
+    history = split.history_for(which, length)[users] if length else None
+    ranks = sampled_ranks(model, users, items[users], negatives[users], history)
+    hr, ndcg = hit_rate_and_ndcg(ranks, k)
+    metrics = {f"hr@{k}": hr, f"ndcg@{k}": ndcg}
+    if full:
+        ranks = full_ranks(model, users, items[users], split.train, history)
+        hr_f, ndcg_f = hit_rate_and_ndcg(ranks, k)
+        metrics |= {f"hr@{k}_full": hr_f, f"ndcg@{k}_full": ndcg_f}
+    return metrics

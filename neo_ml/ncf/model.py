@@ -1,0 +1,141 @@
+"""Neural Collaborative Filtering models (He et al. 2017), with an optional recent-history user tower.
+
+Every model returns logits from ``forward``; ``predict`` applies the sigmoid
+the seed draws at the output. Rank with logits: a sigmoid saturates at 1.0 in
+float32 and turns confident items into ties.
+
+``history_length > 0`` adds, to each user embedding, the mean embedding of the
+user's last ``history_length`` items before the moment scored (FPMC/SVD++ in
+spirit). MovieLens users rate in bursts, so the latest items say much about the
+next one: on NCF-LOO this lifts HR@10 by about 0.1 (see the README's table).
+History rows are item indices padded with ``num_items``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _embedding(count: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
+    layer = nn.Embedding(count, dim, padding_idx=padding_idx)
+    nn.init.normal_(layer.weight, std=0.01)
+    if padding_idx is not None:
+        with torch.no_grad():
+            layer.weight[padding_idx].zero_()
+    return layer
+
+
+def _mlp(input_dim: int, hidden_layers, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden_layers:
+        layers += [nn.Linear(input_dim, width), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        input_dim = width
+    return nn.Sequential(*layers)
+
+
+class UserTower(nn.Module):
+    """A user's vector: their own embedding, plus the mean embedding of their recent items."""
+
+    def __init__(self, num_users: int, num_items: int, dim: int, history_length: int):
+        super().__init__()
+        self.user = _embedding(num_users, dim)
+        self.history = _embedding(num_items + 1, dim, padding_idx=num_items) if history_length else None
+
+    def forward(self, users: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+        vector = self.user(users)
+        if self.history is not None and history is not None:
+            count = (history != self.history.padding_idx).sum(-1, keepdim=True).clamp(min=1)
+            vector = vector + self.history(history).sum(-2) / count
+        return vector
+
+
+class _Scorer(nn.Module):
+    """Shared face of the models: logits, probabilities, all-item scores."""
+
+    num_users: int
+    num_items: int
+    history_length: int
+
+    def _init_sizes(self, num_users: int, num_items: int, history_length: int) -> None:
+        self.num_users, self.num_items, self.history_length = num_users, num_items, history_length
+
+    def predict(self, users, items, history=None) -> torch.Tensor:
+        return torch.sigmoid(self(users, items, history))
+
+    @torch.no_grad()
+    def score_all_items(self, users: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of every item for each user: shape (len(users), num_items)."""
+        n = self.num_items
+        items = torch.arange(n, device=users.device).repeat(len(users))
+        if history is not None:
+            history = history.repeat_interleave(n, dim=0)
+        return self(users.repeat_interleave(n), items, history).view(len(users), n)
+
+
+class NCFModel(_Scorer):
+    """The seed's MLP: user and item embeddings, concatenated, a ReLU tower, one output."""
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64,
+                 hidden_layers=(128, 64, 32), dropout: float = 0.0, history_length: int = 0):
+        super().__init__()
+        self._init_sizes(num_users, num_items, history_length)
+        self.user_tower = UserTower(num_users, num_items, embedding_dim, history_length)
+        self.item_embedding = _embedding(num_items, embedding_dim)
+        self.mlp = _mlp(2 * embedding_dim, hidden_layers, dropout)
+        self.output = nn.Linear(list(hidden_layers)[-1], 1)
+
+    def forward(self, users, items, history=None) -> torch.Tensor:
+        x = torch.cat([self.user_tower(users, history), self.item_embedding(items)], dim=-1)
+        return self.output(self.mlp(x)).squeeze(-1)
+
+
+class GMF(_Scorer):
+    """Generalised matrix factorisation: a weighted dot product of embeddings."""
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64,
+                 history_length: int = 0):
+        super().__init__()
+        self._init_sizes(num_users, num_items, history_length)
+        self.user_tower = UserTower(num_users, num_items, embedding_dim, history_length)
+        self.item_embedding = _embedding(num_items, embedding_dim)
+        self.output = nn.Linear(embedding_dim, 1)
+
+    def forward(self, users, items, history=None) -> torch.Tensor:
+        return self.output(self.user_tower(users, history) * self.item_embedding(items)).squeeze(-1)
+
+
+class NeuMF(_Scorer):
+    """GMF and MLP side by side with separate embeddings, fused by one output layer."""
+
+    def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64,
+                 hidden_layers=(128, 64, 32), dropout: float = 0.0, gmf_dim: int | None = None,
+                 history_length: int = 0):
+        super().__init__()
+        self._init_sizes(num_users, num_items, history_length)
+        gmf_dim = gmf_dim or embedding_dim
+        self.gmf_user = UserTower(num_users, num_items, gmf_dim, history_length)
+        self.gmf_item = _embedding(num_items, gmf_dim)
+        self.mlp_user = UserTower(num_users, num_items, embedding_dim, history_length)
+        self.mlp_item = _embedding(num_items, embedding_dim)
+        self.mlp = _mlp(2 * embedding_dim, hidden_layers, dropout)
+        self.output = nn.Linear(gmf_dim + list(hidden_layers)[-1], 1)
+
+    def forward(self, users, items, history=None) -> torch.Tensor:
+        gmf = self.gmf_user(users, history) * self.gmf_item(items)
+        mlp = self.mlp(torch.cat([self.mlp_user(users, history), self.mlp_item(items)], dim=-1))
+        return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
+
+
+ARCHITECTURES = {"mlp": NCFModel, "gmf": GMF, "neumf": NeuMF}
+
+
+def build_model(architecture: str, num_users: int, num_items: int, **hyper) -> _Scorer:
+    """A model by name; ``hyper`` may hold more arguments than that architecture takes."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {sorted(ARCHITECTURES)}")
+    cls = ARCHITECTURES[architecture]
+    accepted = cls.__init__.__code__.co_varnames
+    return cls(num_users, num_items, **{k: v for k, v in hyper.items() if k in accepted})

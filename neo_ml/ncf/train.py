@@ -1,0 +1,164 @@
+"""Training loop for the NCF family: read it top to bottom.
+
+Each epoch draws fresh negatives (``ratio`` per positive), takes one pass of
+Adam over the shuffled pairs with binary cross-entropy on logits, then scores
+the validation item of every user. The epoch with the best validation metric
+is kept; training stops after ``patience`` epochs without improvement. The
+test item is never looked at here.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from neo_ml.data.splits import (
+    LeaveOneOutSplit,
+    NegativeSampler,
+    create_negative_samples,
+    history_before_each,
+)
+from neo_ml.ncf.evaluate import evaluate_model
+from neo_ml.ncf.model import build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NCFConfig:
+    """Every knob of a training run; saved into the checkpoint as plain values."""
+
+    architecture: str = "neumf"
+    embedding_dim: int = 64
+    hidden_layers: list[int] = field(default_factory=lambda: [128, 64, 32])
+    gmf_dim: int | None = None
+    dropout: float = 0.0
+    history_length: int = 5
+    epochs: int = 20
+    batch_size: int = 1024
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    num_negatives: int = 4
+    patience: int = 3
+    select_metric: str = "ndcg@10"
+    seed: int = 42
+    threads: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    config: NCFConfig
+    history: list[dict]
+    best_epoch: int
+    validation_metrics: dict[str, float]
+    train_seconds: float
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _validation_loss(model, split: LeaveOneOutSplit, ratio: int) -> float:
+    """BCE on each user's validation item and ``ratio`` of its saved negatives."""
+    users = np.flatnonzero(split.validation_items >= 0)
+    if len(users) == 0:
+        return float("nan")
+    history = None
+    if model.history_length:
+        rows = split.history_for("validation", model.history_length)[users]
+        history = torch.as_tensor(np.repeat(rows, ratio + 1, axis=0))
+    items = np.concatenate([split.validation_items[users, None],
+                            split.validation_negatives[users, :ratio]], axis=1)
+    labels = np.zeros(items.shape, np.float32)
+    labels[:, 0] = 1
+    with torch.no_grad():
+        logits = model(torch.as_tensor(np.repeat(users, items.shape[1])),
+                       torch.as_tensor(items.reshape(-1)), history)
+        return float(nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.as_tensor(labels.reshape(-1))))
+
+
+def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
+                    progress: bool = True, evaluate_full: bool = False) -> TrainResult:
+    """Train on ``split.train``, choose the epoch on ``split``'s validation items."""
+    config = config or NCFConfig()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    rng = seed_everything(config.seed)
+    model = build_model(config.architecture, split.num_users, split.num_items,
+                        embedding_dim=config.embedding_dim, hidden_layers=config.hidden_layers,
+                        gmf_dim=config.gmf_dim, dropout=config.dropout,
+                        history_length=config.history_length)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                 weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    sampler = NegativeSampler(split.train, split.num_items)
+    has_validation = bool((split.validation_items >= 0).any())
+    # Each training pair sees only the items its user had before it.
+    train_history = history_before_each(split.train, config.history_length, split.num_items)
+    positive_rows = np.arange(len(split.train))
+    pair_rows = np.concatenate([positive_rows, np.repeat(positive_rows, config.num_negatives)])
+
+    history: list[dict] = []
+    best_score, best_epoch, best_state, best_metrics = -np.inf, 0, None, {}
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        users, items, labels = create_negative_samples(
+            split.train, split.num_items, config.num_negatives, rng, sampler)
+        order = rng.permutation(len(users))
+        users, items, labels, pair_history = (
+            torch.as_tensor(a[order]) for a in (users, items, labels, train_history[pair_rows]))
+        total, batches = 0.0, range(0, len(users), config.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
+        for start in bar:
+            stop = start + config.batch_size
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(users[start:stop], items[start:stop], pair_history[start:stop])
+            loss = loss_fn(logits, labels[start:stop])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * (min(stop, len(users)) - start)
+        record = {"epoch": epoch, "train_loss": total / len(users)}
+        if has_validation:
+            record["val_loss"] = _validation_loss(model, split, config.num_negatives)
+            record |= {f"val_{k}": v for k, v in
+                       evaluate_model(model, split, "validation", full=evaluate_full).items()}
+        record["seconds"] = time.perf_counter() - epoch_start
+        history.append(record)
+        log.info("Epoch %d/%d  Train Loss %.4f  Val Loss %.4f  NDCG@10 %.4f  Hit Rate@10 %.4f",
+                 epoch, config.epochs, record["train_loss"], record.get("val_loss", float("nan")),
+                 record.get("val_ndcg@10", float("nan")), record.get("val_hr@10", float("nan")))
+        if progress:
+            tqdm.write(_format_epoch(record))
+
+        score = record.get(f"val_{config.select_metric}", -record["train_loss"])
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            best_state = copy.deepcopy(model.state_dict())
+            best_metrics = {k: v for k, v in record.items() if k.startswith("val_")}
+        elif epoch - best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, config, history, best_epoch, best_metrics,
+                       time.perf_counter() - started)
+
+
+def _format_epoch(record: dict) -> str:
+    parts = [f"epoch {record['epoch']:>2}", f"train_loss {record['train_loss']:.4f}"]
+    parts += [f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_")]
+    return "  ".join(parts + [f"{record['seconds']:.1f}s"])

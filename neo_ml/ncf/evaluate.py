@@ -84,3 +84,38 @@ def evaluate_model(model, split, which: str = "test", k: int = 10,
         hr_f, ndcg_f = hit_rate_and_ndcg(ranks, k)
         metrics |= {f"hr@{k}_full": hr_f, f"ndcg@{k}_full": ndcg_f}
     return metrics
+
+
+def ndcg_at_k(ranked: list, relevant: set, k: int = 10) -> float:
+    """Binary-relevance NDCG@k of one ranked list (ideal DCG over min(|relevant|, k) items)."""
+    dcg = sum(1.0 / np.log2(r + 2) for r, item in enumerate(ranked[:k]) if item in relevant)
+    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(relevant), k)))
+    return dcg / ideal if ideal else 0.0
+
+
+@torch.no_grad()
+def evaluate_held_out(model, cases, users, items, history: np.ndarray | None, k: int = 10) -> dict:
+    """HR@k and NDCG@k over held-out cases (the backend's ``held_out_test``).
+
+    Each case ranks its own candidate items; a hit is any relevant item in the
+    top k. Cases whose user is unknown to the model, or with no known relevant
+    item, are counted and skipped.
+    """
+    model.eval()
+    hits, ndcgs, skipped = [], [], 0
+    for case in cases:
+        user = users.index.get(case.user_id)
+        candidates = [i for i in dict.fromkeys(case.candidate_items) if i in items.index]
+        relevant = {i for i in case.relevant_items if i in items.index}
+        if user is None or not relevant or not candidates:
+            skipped += 1
+            continue
+        idx = torch.as_tensor(items.encode(candidates))
+        h = None if history is None else torch.as_tensor(history[user]).expand(len(candidates), -1)
+        logits = model(torch.full((len(candidates),), user), idx, h).numpy()
+        ranked = [candidates[j] for j in np.argsort(-logits, kind="stable")]
+        hits.append(float(any(item in relevant for item in ranked[:k])))
+        ndcgs.append(ndcg_at_k(ranked, relevant, k))
+    return {f"held_out_hr@{k}": float(np.mean(hits)) if hits else float("nan"),
+            f"held_out_ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else float("nan"),
+            "held_out_cases": len(hits), "held_out_skipped": skipped}

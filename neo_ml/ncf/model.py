@@ -53,7 +53,11 @@ class UserTower(nn.Module):
 
 
 class _Scorer(nn.Module):
-    """Shared face of the models: logits, probabilities, all-item scores."""
+    """Shared face of the models: user vectors first, then item scores against them.
+
+    Subclasses define ``user_vectors`` (a tuple of tensors, one row per user)
+    and ``score`` (logits for user-vector rows against items).
+    """
 
     num_users: int
     num_items: int
@@ -62,6 +66,9 @@ class _Scorer(nn.Module):
     def _init_sizes(self, num_users: int, num_items: int, history_length: int) -> None:
         self.num_users, self.num_items, self.history_length = num_users, num_items, history_length
 
+    def forward(self, users, items, history=None) -> torch.Tensor:
+        return self.score(self.user_vectors(users, history), items)
+
     def predict(self, users, items, history=None) -> torch.Tensor:
         return torch.sigmoid(self(users, items, history))
 
@@ -69,10 +76,9 @@ class _Scorer(nn.Module):
     def score_all_items(self, users: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of every item for each user: shape (len(users), num_items)."""
         n = self.num_items
+        vectors = tuple(v.repeat_interleave(n, dim=0) for v in self.user_vectors(users, history))
         items = torch.arange(n, device=users.device).repeat(len(users))
-        if history is not None:
-            history = history.repeat_interleave(n, dim=0)
-        return self(users.repeat_interleave(n), items, history).view(len(users), n)
+        return self.score(vectors, items).view(len(users), n)
 
 
 class NCFModel(_Scorer):
@@ -87,8 +93,11 @@ class NCFModel(_Scorer):
         self.mlp = _mlp(2 * embedding_dim, hidden_layers, dropout)
         self.output = nn.Linear(list(hidden_layers)[-1], 1)
 
-    def forward(self, users, items, history=None) -> torch.Tensor:
-        x = torch.cat([self.user_tower(users, history), self.item_embedding(items)], dim=-1)
+    def user_vectors(self, users, history=None):
+        return (self.user_tower(users, history),)
+
+    def score(self, vectors, items) -> torch.Tensor:
+        x = torch.cat([vectors[0], self.item_embedding(items)], dim=-1)
         return self.output(self.mlp(x)).squeeze(-1)
 
 
@@ -103,8 +112,11 @@ class GMF(_Scorer):
         self.item_embedding = _embedding(num_items, embedding_dim)
         self.output = nn.Linear(embedding_dim, 1)
 
-    def forward(self, users, items, history=None) -> torch.Tensor:
-        return self.output(self.user_tower(users, history) * self.item_embedding(items)).squeeze(-1)
+    def user_vectors(self, users, history=None):
+        return (self.user_tower(users, history),)
+
+    def score(self, vectors, items) -> torch.Tensor:
+        return self.output(vectors[0] * self.item_embedding(items)).squeeze(-1)
 
 
 class NeuMF(_Scorer):
@@ -123,9 +135,12 @@ class NeuMF(_Scorer):
         self.mlp = _mlp(2 * embedding_dim, hidden_layers, dropout)
         self.output = nn.Linear(gmf_dim + list(hidden_layers)[-1], 1)
 
-    def forward(self, users, items, history=None) -> torch.Tensor:
-        gmf = self.gmf_user(users, history) * self.gmf_item(items)
-        mlp = self.mlp(torch.cat([self.mlp_user(users, history), self.mlp_item(items)], dim=-1))
+    def user_vectors(self, users, history=None):
+        return self.gmf_user(users, history), self.mlp_user(users, history)
+
+    def score(self, vectors, items) -> torch.Tensor:
+        gmf = vectors[0] * self.gmf_item(items)
+        mlp = self.mlp(torch.cat([vectors[1], self.mlp_item(items)], dim=-1))
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
 
 

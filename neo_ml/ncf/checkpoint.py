@@ -1,0 +1,88 @@
+"""NCF checkpoints: the seed's keys plus what a served model and a reproducible run need.
+
+Only tensors, strings, numbers, lists and dicts are stored, so the file
+loads with ``torch.load(path, weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neo_ml.checkpoints import atomic_write, package_versions
+from neo_ml.data.splits import IdMap
+from neo_ml.errors import CheckpointError, NCFModelNotFoundError
+from neo_ml.ncf.model import build_model
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("model_state_dict", "user_id_map", "item_id_map", "num_users", "num_items",
+                 "embedding_dim", "hidden_layers", "training_metrics", "architecture", "config")
+
+
+def save_ncf_checkpoint(path: str | Path, model, config: dict, users: IdMap, items: IdMap,
+                        known_pairs: np.ndarray, training_metrics: dict, training_history: list,
+                        data_checksum: str, data_source: str) -> Path:
+    """Write the checkpoint atomically: a failed save never replaces a good file.
+
+    ``known_pairs`` are every (user, item) index pair of the input data, time
+    ordered within each user; they give the served model each user's seen
+    items, latest history and the popularity used for cold start.
+    """
+    order = np.argsort(known_pairs[:, 0], kind="stable")
+    pairs = known_pairs[order]
+    indptr = np.searchsorted(pairs[:, 0], np.arange(len(users) + 1))
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_state_dict": model.state_dict(),
+        "user_id_map": users.to_dict(),
+        "item_id_map": items.to_dict(),
+        "num_users": len(users),
+        "num_items": len(items),
+        "embedding_dim": config["embedding_dim"],
+        "hidden_layers": list(config["hidden_layers"]),
+        "training_metrics": training_metrics,
+        "training_history": training_history,
+        "architecture": config["architecture"],
+        "config": config,
+        "data_checksum": data_checksum,
+        "data_source": data_source,
+        "package_versions": package_versions(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "user_items_indptr": torch.as_tensor(indptr, dtype=torch.int64),
+        "user_items": torch.as_tensor(pairs[:, 1], dtype=torch.int64),
+        "item_popularity": torch.as_tensor(np.bincount(pairs[:, 1], minlength=len(items)),
+                                           dtype=torch.int64),
+    }
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_ncf_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict, loaded with ``weights_only=True`` and checked for the required keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise NCFModelNotFoundError(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(f"{path}: not a readable NCF checkpoint ({exc})") from exc
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: missing keys {missing}")
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict):
+    """Rebuild the model the checkpoint describes and load its weights."""
+    config = dict(checkpoint["config"])
+    model = build_model(checkpoint["architecture"], checkpoint["num_users"], checkpoint["num_items"],
+                        **{k: v for k, v in config.items() if k != "architecture"})
+    try:
+        model.load_state_dict(checkpoint["model_state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights do not fit the described model: {exc}") from exc
+    return model.eval()

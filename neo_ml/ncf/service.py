@@ -1,0 +1,173 @@
+"""NCFService: serves a trained NCF checkpoint to the backend.
+
+What each call does with ids it does not know:
+
+==================  ==============================================================
+``predict``         strict: an unknown user or any unknown item raises ColdStartError
+``predict_batch``   scores every known item; unknown items are left out of the
+                    result; an unknown user, or no known item, raises ColdStartError
+``recommend``       an unknown user (or one with fewer than ``cold_start_threshold``
+                    interactions) gets the most popular items (``_handle_cold_start``)
+==================  ==============================================================
+
+Scores are probabilities (the sigmoid of the model's logit, computed in float64
+so that confident items do not tie at 1.0); higher is better.
+
+Seen items and the user's latest items come from the database when one is
+given (fresh, one indexed query per call), else from the data the checkpoint
+was trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from neo_ml import paths
+from neo_ml.data import db as database
+from neo_ml.errors import ColdStartError, NeoMLError
+from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class InvalidRequestError(NeoMLError, ValueError):
+    """A service call with arguments outside their range (e.g. top_k <= 0)."""
+
+
+def _probabilities(logits: torch.Tensor) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.numpy().astype(np.float64)))
+
+
+class NCFService:
+    def __init__(self, db: Session | Engine | str | None = None, model_path: str | Path | None = None,
+                 cold_start_threshold: int = 1):
+        self.model_path = Path(model_path) if model_path else paths.default_ncf_checkpoint()
+        self.cold_start_threshold = cold_start_threshold
+        if isinstance(db, Session):
+            db = db.get_bind()
+        self.store = database.InteractionStore(database.connect(db, create=False)) if db is not None else None
+        self.model = None
+        self._lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        """Load and cache the checkpoint on first use (thread-safe)."""
+        if self.model is not None:
+            return
+        with self._lock:
+            if self.model is not None:
+                return
+            checkpoint = load_ncf_checkpoint(self.model_path)
+            self.user_id_map: dict[str, int] = checkpoint["user_id_map"]
+            self.item_id_map: dict[str, int] = checkpoint["item_id_map"]
+            self.item_ids = np.array(sorted(self.item_id_map, key=self.item_id_map.get), dtype=object)
+            self._indptr = checkpoint["user_items_indptr"].numpy()
+            self._items_flat = checkpoint["user_items"].numpy()
+            self._popularity = checkpoint["item_popularity"].numpy()
+            self.checkpoint_info = {k: checkpoint[k] for k in
+                                    ("architecture", "config", "training_metrics", "data_checksum",
+                                     "package_versions", "created_at") if k in checkpoint}
+            model = model_from_checkpoint(checkpoint)
+            log.info("Loaded NCF %s from %s: %s", checkpoint["architecture"], self.model_path,
+                     checkpoint["training_metrics"])
+            self.model = model
+
+    # -- per-user context ----------------------------------------------------------------
+    def _user_items(self, user_id: str) -> list[int]:
+        """The user's known item indices, oldest first (database first, else training data)."""
+        if self.store is not None:
+            index = self.item_id_map
+            return [index[i] for i in self.store.items_of(user_id) if i in index]
+        user = self.user_id_map.get(user_id)
+        if user is None:
+            return []
+        return self._items_flat[self._indptr[user]:self._indptr[user + 1]].tolist()
+
+    def _history(self, items: list[int]) -> torch.Tensor | None:
+        length = self.model.history_length
+        if not length:
+            return None
+        latest = list(dict.fromkeys(reversed(items)))[:length]  # newest first, no repeats
+        row = latest + [self.model.num_items] * (length - len(latest))
+        return torch.tensor([row], dtype=torch.int64)
+
+    def _user_index(self, user_id: str) -> int:
+        user = self.user_id_map.get(str(user_id))
+        if user is None:
+            raise ColdStartError(f"unknown user {user_id!r}: the model has no embedding for it; "
+                                 "recommend() falls back to popular items")
+        return user
+
+    @torch.no_grad()
+    def _logits(self, user: int, history: torch.Tensor | None, items: np.ndarray | None) -> torch.Tensor:
+        users = torch.tensor([user])
+        if items is None:
+            return self.model.score_all_items(users, history)[0]
+        h = None if history is None else history.expand(len(items), -1)
+        return self.model(users.expand(len(items)), torch.as_tensor(items), h)
+
+    # -- public API ----------------------------------------------------------------------
+    def predict(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
+        """Probability of interaction for each item. Unknown user or item: ColdStartError."""
+        self._load_model()
+        unknown = [i for i in item_ids if str(i) not in self.item_id_map]
+        if unknown:
+            raise ColdStartError(f"unknown item(s) {unknown[:5]}{'...' if len(unknown) > 5 else ''}: "
+                                 "not in the model's training data")
+        return self.predict_batch(user_id, item_ids)
+
+    def predict_batch(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
+        """Scores for every known item in one forward pass; unknown items are left out."""
+        started = time.perf_counter()
+        self._load_model()
+        user = self._user_index(user_id)
+        known = [str(i) for i in item_ids if str(i) in self.item_id_map]
+        if not known:
+            raise ColdStartError(f"none of the {len(item_ids)} item(s) asked for user {user_id!r} is known")
+        items = np.fromiter((self.item_id_map[i] for i in known), dtype=np.int64, count=len(known))
+        history = self._history(self._user_items(user_id)) if self.model.history_length else None
+        scores = _probabilities(self._logits(user, history, items))
+        log.debug("predict_batch user=%s batch=%d latency_ms=%.3f cold_start=False", user_id, len(items),
+                  (time.perf_counter() - started) * 1e3)
+        return dict(zip(known, scores.tolist(), strict=True))
+
+    def recommend(self, user_id: str, top_k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
+        """The ``top_k`` best items for the user, best first, without the ones already seen."""
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
+            raise InvalidRequestError(f"top_k must be a positive integer, got {top_k!r}")
+        started = time.perf_counter()
+        self._load_model()
+        seen = self._user_items(str(user_id))
+        user = self.user_id_map.get(str(user_id))
+        if user is None or len(set(seen)) < self.cold_start_threshold:
+            return self._handle_cold_start(str(user_id), top_k, seen if exclude_seen else [])
+        logits = self._logits(user, self._history(seen), None)
+        if exclude_seen and seen:
+            logits[torch.as_tensor(seen)] = -torch.inf
+        k = min(top_k, int(torch.isfinite(logits).sum()))
+        best = torch.topk(logits, k)
+        scores = _probabilities(best.values)
+        log.debug("recommend user=%s top_k=%d latency_ms=%.3f cold_start=False", user_id, top_k,
+                  (time.perf_counter() - started) * 1e3)
+        return list(zip(self.item_ids[best.indices.numpy()].tolist(), scores.tolist(), strict=True))
+
+    def _handle_cold_start(self, user_id: str, top_k: int, exclude=()) -> list[tuple[str, float]]:
+        """Most popular items (database counts when a database is given), scored count / max count."""
+        log.warning("Cold start for user: %s", user_id)
+        excluded = {self.item_ids[i] for i in exclude}
+        if self.store is not None:
+            ranked = self.store.popular(top_k + len(excluded))
+        else:
+            order = np.lexsort((np.arange(len(self._popularity)), -self._popularity))
+            ranked = [(self.item_ids[i], int(self._popularity[i])) for i in order[:top_k + len(excluded)]]
+        ranked = [(item, count) for item, count in ranked if item not in excluded][:top_k]
+        top = max((count for _, count in ranked), default=1) or 1
+        return [(item, count / top) for item, count in ranked]

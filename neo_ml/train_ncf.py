@@ -1,0 +1,140 @@
+"""Train an NCF recommender and save a checkpoint NCFService can serve.
+
+    python -m neo_ml.train_ncf --data ml-100k --output models/ncf_benchmark_v1.pt
+    python -m neo_ml.train_ncf --data interactions.json --output model.pt
+    python -m neo_ml.train_ncf --data sqlite:///data/neo_alexandria.db --output model.pt
+
+MovieLens-100k is split NCF-LOO (last item test, previous validation). A JSON
+file or a database keeps each user's last item for validation and trains on
+the rest; a JSON file's ``held_out_test`` is only evaluated, never used to
+choose epochs. The final metrics are printed to stdout as one JSON line.
+Exit status 1 with a one-line message on bad input (``--debug`` for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from neo_ml.checkpoints import file_sha256
+from neo_ml.data import db as database
+from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, ratings_checksum
+from neo_ml.data.interactions import HeldOutCase, read_interactions_json
+from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
+from neo_ml.errors import NeoMLError
+from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
+from neo_ml.ncf.train import NCFConfig, TrainResult, train_ncf_model
+
+log = logging.getLogger("neo_ml.train_ncf")
+
+
+@dataclass
+class TrainingData:
+    interactions: pd.DataFrame
+    source: str
+    checksum: str
+    hold_out_test: bool
+    held_out_test: list[HeldOutCase] = field(default_factory=list)
+
+
+def load_training_data(spec: str) -> TrainingData:
+    """``ml-100k``, a JSON file, or a database URL -> interactions with their provenance."""
+    if spec == "ml-100k":
+        return TrainingData(load_movielens_100k(), "ml-100k", ML100K_CHECKSUM, hold_out_test=True)
+    if spec.endswith(".json") or Path(spec).suffix == ".json":
+        dataset = read_interactions_json(spec)
+        return TrainingData(dataset.interactions, str(spec), file_sha256(spec), hold_out_test=False,
+                            held_out_test=dataset.held_out_test)
+    if database.is_database_url(spec):
+        frame = database.read_interactions(database.connect(spec, create=False))
+        return TrainingData(frame, spec, ratings_checksum(frame.assign(
+            user_id=frame["user_id"].factorize()[0], item_id=frame["item_id"].factorize()[0],
+            rating=frame["implicit_rating"])), hold_out_test=False)
+    raise NeoMLError(f"--data {spec!r}: expected 'ml-100k', a .json file or a database URL")
+
+
+def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed: int = 2017,
+                 progress: bool = True) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
+    """Split, train, evaluate and save; returns the final metrics."""
+    split = leave_one_out_split(data.interactions, seed=split_seed, hold_out_test=data.hold_out_test)
+    result = train_ncf_model(split, config, progress=progress)
+    metrics: dict = {"best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 2),
+                     **result.validation_metrics}
+    if data.hold_out_test:
+        metrics |= {f"test_{k}": v for k, v in evaluate_model(result.model, split, "test").items()}
+    if data.held_out_test:
+        history = split.history_for("test", result.model.history_length) if config.history_length else None
+        metrics |= evaluate_held_out(result.model, data.held_out_test, split.users, split.items, history)
+    save_ncf_checkpoint(output, result.model, config.to_dict(), split.users, split.items, split.all_pairs(),
+                        metrics, result.history, data.checksum, data.source)
+    return metrics, result, split
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m neo_ml.train_ncf", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="ml-100k | FILE.json | DATABASE_URL")
+    parser.add_argument("--output", required=True, type=Path, help="checkpoint path (.pt)")
+    defaults = NCFConfig()
+    parser.add_argument("--architecture", choices=["neumf", "mlp", "gmf"], default=defaults.architecture)
+    parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
+    parser.add_argument("--hidden-layers", type=int, nargs="+", default=defaults.hidden_layers)
+    parser.add_argument("--history-length", type=int, default=defaults.history_length,
+                        help="latest items added to the user vector; 0 = the plain model")
+    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", "--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--num-negatives", type=int, default=defaults.num_negatives)
+    parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--split-seed", type=int, default=2017, help="seed of the evaluation negatives")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    positive = ["embedding_dim", "epochs", "batch_size", "num_negatives", "patience"]
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise NeoMLError(f"--{name.replace('_', '-')} must be positive")
+    if args.learning_rate <= 0 or args.history_length < 0 or not 0 <= args.dropout < 1:
+        raise NeoMLError("--learning-rate must be > 0, --history-length >= 0, 0 <= --dropout < 1")
+    if any(width <= 0 for width in args.hidden_layers):
+        raise NeoMLError("--hidden-layers must be positive widths")
+    if args.output.is_dir():
+        raise NeoMLError(f"--output {args.output} is a folder; give a file path")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        _check_args(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        config = NCFConfig(**{f.name: getattr(args, f.name) for f in fields(NCFConfig) if hasattr(args, f.name)})
+        data = load_training_data(args.data)
+        metrics, _, _ = run_training(data, config, args.output, args.split_seed, progress=not args.no_progress)
+    except (NeoMLError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"output": str(args.output), "data": data.source, **metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -54,7 +54,7 @@ def full_ranks(model, users: np.ndarray, targets: np.ndarray, exclude: np.ndarra
         scores = model.score_all_items(torch.as_tensor(batch), h).numpy().astype(np.float64)
         lo = np.searchsorted(ex_users, batch, side="left")
         hi = np.searchsorted(ex_users, batch, side="right")
-        for row, (a, b) in enumerate(zip(lo, hi)):
+        for row, (a, b) in enumerate(zip(lo, hi, strict=True)):
             scores[row, ex_items[a:b]] = -np.inf
         rows = np.arange(len(batch))
         target = scores[rows, targets[start:start + chunk]].copy()
@@ -119,3 +119,25 @@ def evaluate_held_out(model, cases, users, items, history: np.ndarray | None, k:
     return {f"held_out_hr@{k}": float(np.mean(hits)) if hits else float("nan"),
             f"held_out_ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else float("nan"),
             "held_out_cases": len(hits), "held_out_skipped": skipped}
+
+
+def top_k_metrics(recommended: list[list], relevant: list[set], k: int = 10) -> dict[str, float]:
+    """NDCG, Precision, Recall and MAP at k as Microsoft Recommenders defines them.
+
+    Binary relevance; NDCG's ideal DCG covers min(|relevant|, k) items; MAP@k
+    divides each user's summed precision-at-hit by min(|relevant|, k)
+    (``recommenders.evaluation.python_evaluation.map_at_k``). Users with no
+    relevant item are left out.
+    """
+    ndcg, precision, recall, average_precision = [], [], [], []
+    for ranked, truth in zip(recommended, relevant, strict=True):
+        if not truth:
+            continue
+        hits = [item in truth for item in ranked[:k]]
+        ranks = np.flatnonzero(hits) + 1
+        ndcg.append(ndcg_at_k(ranked, truth, k))
+        precision.append(len(ranks) / k)
+        recall.append(len(ranks) / len(truth))
+        average_precision.append(sum((n + 1) / r for n, r in enumerate(ranks)) / min(len(truth), k))
+    return {f"ndcg@{k}": float(np.mean(ndcg)), f"precision@{k}": float(np.mean(precision)),
+            f"recall@{k}": float(np.mean(recall)), f"map@{k}": float(np.mean(average_precision))}

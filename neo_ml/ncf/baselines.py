@@ -1,0 +1,25 @@
+"""Baselines measured in the same harness as the NCF models."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class PopularityModel(nn.Module):
+    """Scores an item by its number of training interactions, the same for every user."""
+
+    history_length = 0
+
+    def __init__(self, train_pairs: np.ndarray, num_items: int):
+        super().__init__()
+        self.num_items = num_items
+        counts = np.bincount(train_pairs[:, 1], minlength=num_items).astype(np.float32)
+        self.register_buffer("counts", torch.as_tensor(counts))
+
+    def forward(self, users, items, history=None) -> torch.Tensor:
+        return self.counts[items]
+
+    def score_all_items(self, users, history=None) -> torch.Tensor:
+        return self.counts.expand(len(users), -1)

@@ -1,0 +1,59 @@
+"""Shared fixtures: synthetic data and one small trained checkpoint per session."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neo_ml.data.interactions import InteractionDataset, dataset_to_document
+from neo_ml.data.splits import leave_one_out_split
+from neo_ml.data.synthetic import create_synthetic_interactions
+from neo_ml.ncf.train import NCFConfig
+
+
+@pytest.fixture(autouse=True)
+def _isolated_folders(tmp_path, monkeypatch):
+    """Nothing a test writes lands in the checkout; the real corpus cache stays shared."""
+    monkeypatch.setenv("NEO_ML_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("NEO_ML_OUTPUTS_DIR", str(tmp_path / "outputs"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_frame():
+    return create_synthetic_interactions(num_users=300, num_items=300, num_interactions=6000, seed=7)
+
+
+@pytest.fixture(scope="session")
+def synthetic_split(synthetic_frame):
+    return leave_one_out_split(synthetic_frame, seed=1)
+
+
+SMALL_CONFIG = dict(embedding_dim=16, hidden_layers=[32, 16], epochs=6, batch_size=256, patience=2,
+                    history_length=3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    return NCFConfig(**SMALL_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def synthetic_json(tmp_path_factory, synthetic_frame):
+    path = tmp_path_factory.mktemp("data") / "interactions.json"
+    path.write_text(json.dumps(dataset_to_document(InteractionDataset(synthetic_frame))))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, synthetic_json):
+    """A checkpoint written by the training command itself."""
+    from neo_ml.train_ncf import main
+
+    path = tmp_path_factory.mktemp("models") / "ncf.pt"
+    args = ["--data", str(synthetic_json), "--output", str(path), "--no-progress"]
+    for key, value in SMALL_CONFIG.items():
+        flag = "--" + key.replace("_", "-")
+        args += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+    assert main(args) == 0
+    return path

@@ -27,3 +27,37 @@ def test_a_tampered_cache_is_refused(cache):
     with pytest.raises(DataUnavailableError, match="checksum"):
         load_movielens_100k(cache_dir=cache)
     cached.unlink()
+
+
+def test_grouplens_download_is_the_fallback(tmp_path, monkeypatch, cache):
+    """Without the registry, the upstream zip (u.data, u.item) gives the same verified data."""
+    import io
+    import zipfile
+
+    import neo_ml.data.corpora as corpora
+
+    ratings = load_movielens_100k(cache_dir=cache)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ml-100k/u.data", ratings.to_csv(sep="\t", header=False, index=False))
+        zf.writestr("ml-100k/u.item", "1|Toy Story (1995)|01-Jan-1995||http://x|0\n")
+
+    def no_registry():
+        raise DataUnavailableError("offline")
+
+    monkeypatch.setattr(corpora, "_ml100k_from_recbole", no_registry)
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(archive.getvalue()))
+    fallback = load_movielens_100k(cache_dir=tmp_path)
+    assert ratings_checksum(fallback) == ML100K_CHECKSUM
+
+
+def test_every_source_failing_is_one_clear_error(tmp_path, monkeypatch):
+    import neo_ml.data.corpora as corpora
+
+    def fail():
+        raise OSError("no route")
+
+    monkeypatch.setattr(corpora, "_ml100k_from_recbole", fail)
+    monkeypatch.setattr(corpora, "_ml100k_from_grouplens", fail)
+    with pytest.raises(DataUnavailableError, match="recbole wheel: no route; GroupLens: no route"):
+        load_movielens_100k(cache_dir=tmp_path)

@@ -55,3 +55,21 @@ def test_history_is_the_mean_of_real_items_only():
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("transformer", 2, 2)
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "neumf"])
+def test_all_item_scores_follow_new_weights(architecture):
+    """The cached item projection of the fast path is rebuilt when the weights change."""
+    torch.manual_seed(0)
+    model = build_model(architecture, 3, 7, embedding_dim=4, hidden_layers=[8, 4], history_length=2).eval()
+    users, history = torch.tensor([0, 2]), torch.tensor([[1, 7], [3, 4]])
+
+    def slow():
+        return torch.stack([model(users[i].repeat(7), torch.arange(7), history[i].repeat(7, 1)) for i in range(2)])
+
+    before = model.score_all_items(users, history)
+    assert torch.allclose(before, slow(), atol=1e-6)
+    new_state = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    model.load_state_dict(new_state)
+    after = model.score_all_items(users, history)
+    assert torch.allclose(after, slow(), atol=1e-5) and not torch.allclose(after, before)

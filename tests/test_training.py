@@ -92,3 +92,15 @@ def test_bad_arguments_exit_1(tmp_path, synthetic_json, capsys):
     assert main(["--data", str(synthetic_json), "--output", str(tmp_path / "m.pt"), "--epochs", "0"]) == 1
     assert "--epochs must be positive" in capsys.readouterr().err
     assert main(["--data", "nonsense", "--output", str(tmp_path / "m.pt")]) == 1
+
+
+def test_import_then_train_from_the_database(tmp_path, synthetic_json, capsys):
+    from neo_ml.import_data import main as import_main
+
+    url = f"sqlite:///{tmp_path / 'neo.db'}"
+    assert import_main(["--data", str(synthetic_json), "--database", url]) == 0
+    assert json.loads(capsys.readouterr().out)["interactions"] > 0
+    assert main(["--data", url, "--output", str(tmp_path / "m.pt"), "--epochs", "2", "--embedding-dim", "8",
+                 "--hidden-layers", "8", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["data"] == url and metrics["val_hr@10"] > 0

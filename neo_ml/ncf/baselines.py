@@ -22,4 +22,4 @@ class PopularityModel(nn.Module):
         return self.counts[items]
 
     def score_all_items(self, users, history=None) -> torch.Tensor:
-        return self.counts.expand(len(users), -1)
+        return self.counts.repeat(len(users), 1)  # a copy: callers mask it in place

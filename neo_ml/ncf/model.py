@@ -47,8 +47,9 @@ class UserTower(nn.Module):
     def forward(self, users: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
         vector = self.user(users)
         if self.history is not None and history is not None:
-            count = (history != self.history.padding_idx).sum(-1, keepdim=True).clamp(min=1)
-            vector = vector + self.history(history).sum(-2) / count
+            # One fused op: the mean over each row's items, padding left out.
+            vector = vector + nn.functional.embedding_bag(
+                history, self.history.weight, mode="mean", padding_idx=self.history.padding_idx)
         return vector
 
 
@@ -80,6 +81,24 @@ class _Scorer(nn.Module):
         items = torch.arange(n, device=users.device).repeat(len(users))
         return self.score(vectors, items).view(len(users), n)
 
+    # The first MLP layer is W [u; i] = W_u u + W_i i. For scoring every item, W_i i is the same
+    # for every user, so it is computed once per set of weights (cleared by train() and loading).
+    def train(self, mode: bool = True):
+        self._item_projection = None
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._item_projection = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _mlp_all_items(self, user_vectors: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
+        """The MLP tower's output for every (user, item) pair: shape (users, items, width)."""
+        first, dim = self.mlp[0], user_vectors.shape[1]
+        if getattr(self, "_item_projection", None) is None or self.training:
+            self._item_projection = item_weight @ first.weight[:, dim:].T
+        user_part = user_vectors @ first.weight[:, :dim].T + first.bias
+        return self.mlp[1:](self._item_projection.unsqueeze(0) + user_part.unsqueeze(1))
+
 
 class NCFModel(_Scorer):
     """The seed's MLP: user and item embeddings, concatenated, a ReLU tower, one output."""
@@ -99,6 +118,11 @@ class NCFModel(_Scorer):
     def score(self, vectors, items) -> torch.Tensor:
         x = torch.cat([vectors[0], self.item_embedding(items)], dim=-1)
         return self.output(self.mlp(x)).squeeze(-1)
+
+    @torch.no_grad()
+    def score_all_items(self, users, history=None) -> torch.Tensor:
+        hidden = self._mlp_all_items(self.user_vectors(users, history)[0], self.item_embedding.weight)
+        return self.output(hidden).squeeze(-1)
 
 
 class GMF(_Scorer):
@@ -142,6 +166,14 @@ class NeuMF(_Scorer):
         gmf = vectors[0] * self.gmf_item(items)
         mlp = self.mlp(torch.cat([vectors[1], self.mlp_item(items)], dim=-1))
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def score_all_items(self, users, history=None) -> torch.Tensor:
+        gmf_user, mlp_user = self.user_vectors(users, history)
+        weight, dim = self.output.weight[0], gmf_user.shape[1]
+        gmf = (gmf_user * weight[:dim]) @ self.gmf_item.weight.T
+        mlp = self._mlp_all_items(mlp_user, self.mlp_item.weight) @ weight[dim:]
+        return gmf + mlp + self.output.bias
 
 
 ARCHITECTURES = {"mlp": NCFModel, "gmf": GMF, "neumf": NeuMF}

@@ -91,6 +91,15 @@ class NCFService:
             return []
         return self._items_flat[self._indptr[user]:self._indptr[user + 1]].tolist()
 
+    def _latest_items(self, user_id: str) -> list[int]:
+        """Enough of the user's latest items to fill the history, oldest first."""
+        if self.store is None:
+            return self._user_items(user_id)
+        index = self.item_id_map
+        # Twice the length leaves room for repeats and items the model does not know.
+        latest = self.store.latest_items_of(user_id, 2 * self.model.history_length)
+        return [index[i] for i in reversed(latest) if i in index]
+
     def _history(self, items: list[int]) -> torch.Tensor | None:
         length = self.model.history_length
         if not length:
@@ -111,8 +120,8 @@ class NCFService:
         users = torch.tensor([user])
         if items is None:
             return self.model.score_all_items(users, history)[0]
-        h = None if history is None else history.expand(len(items), -1)
-        return self.model(users.expand(len(items)), torch.as_tensor(items), h)
+        vectors = tuple(v.expand(len(items), -1) for v in self.model.user_vectors(users, history))
+        return self.model.score(vectors, torch.as_tensor(items))
 
     # -- public API ----------------------------------------------------------------------
     def predict(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
@@ -133,7 +142,7 @@ class NCFService:
         if not known:
             raise ColdStartError(f"none of the {len(item_ids)} item(s) asked for user {user_id!r} is known")
         items = np.fromiter((self.item_id_map[i] for i in known), dtype=np.int64, count=len(known))
-        history = self._history(self._user_items(user_id)) if self.model.history_length else None
+        history = self._history(self._latest_items(user_id)) if self.model.history_length else None
         scores = _probabilities(self._logits(user, history, items))
         log.debug("predict_batch user=%s batch=%d latency_ms=%.3f cold_start=False", user_id, len(items),
                   (time.perf_counter() - started) * 1e3)

@@ -25,8 +25,8 @@ import torch
 
 from neo_ml.checkpoints import file_sha256
 from neo_ml.data import db as database
-from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, ratings_checksum
-from neo_ml.data.interactions import HeldOutCase, read_interactions_json
+from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k
+from neo_ml.data.interactions import HeldOutCase, interactions_checksum, read_interactions_json
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
 from neo_ml.errors import NeoMLError
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
@@ -55,9 +55,7 @@ def load_training_data(spec: str) -> TrainingData:
                             held_out_test=dataset.held_out_test)
     if database.is_database_url(spec):
         frame = database.read_interactions(database.connect(spec, create=False))
-        return TrainingData(frame, spec, ratings_checksum(frame.assign(
-            user_id=frame["user_id"].factorize()[0], item_id=frame["item_id"].factorize()[0],
-            rating=frame["implicit_rating"])), hold_out_test=False)
+        return TrainingData(frame, spec, interactions_checksum(frame), hold_out_test=False)
     raise NeoMLError(f"--data {spec!r}: expected 'ml-100k', a .json file or a database URL")
 
 

@@ -108,3 +108,17 @@ def test_history_sees_only_the_past():
     history = history_before_each(pairs, 2, pad=99)
     assert history.tolist() == [[99, 99], [5, 99], [6, 5], [99, 99], [8, 99]]
     assert latest_items(pairs, 3, 2, pad=99).tolist() == [[7, 6], [9, 8], [99, 99]]
+
+
+def test_random_holdout_keeps_one_random_item_per_user_out_of_train(synthetic_frame):
+    from neo_ml.data.splits import random_holdout_split
+
+    split = random_holdout_split(synthetic_frame, num_negatives=10, seed=4)
+    latest = leave_one_out_split(synthetic_frame, num_negatives=10, hold_out_test=False)
+    train = {(u, i) for u, i in split.train}
+    held = split.validation_items
+    assert (split.test_items == -1).all()
+    assert all(item == -1 or (user, item) not in train for user, item in enumerate(held))
+    assert len(train) + (held >= 0).sum() == len(split.all_pairs())
+    assert (held != latest.validation_items).mean() > 0.5  # random, not the latest
+    assert np.array_equal(held, random_holdout_split(synthetic_frame, num_negatives=10, seed=4).validation_items)

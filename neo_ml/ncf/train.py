@@ -105,6 +105,7 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
                                  weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     sampler = NegativeSampler(split.train, split.num_items)
+    evaluate_full = evaluate_full or config.select_metric.endswith("_full")
     has_validation = bool((split.validation_items >= 0).any())
     # Each training pair sees only the items its user had before it.
     train_history = history_before_each(split.train, config.history_length, split.num_items)
@@ -145,7 +146,8 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
         if progress:
             tqdm.write(_format_epoch(record))
 
-        score = record.get(f"val_{config.select_metric}", -record["train_loss"])
+        # Without validation items, the lowest training loss stands in.
+        score = record[f"val_{config.select_metric}"] if has_validation else -record["train_loss"]
         if score > best_score:
             best_score, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())

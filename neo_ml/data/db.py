@@ -1,0 +1,203 @@
+"""The backend's interaction tables through SQLAlchemy; a SQLite file by default.
+
+Tables and columns follow Neo Alexandria's backend: ``users``, ``resources``
+and ``user_interactions`` (``user_id``, ``resource_id``, ``interaction_type``,
+``interaction_strength``, ``interaction_timestamp``, ``is_positive``), indexed
+on (``user_id``, ``resource_id``). Any SQLAlchemy URL works; a plain path
+means a SQLite file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    distinct,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from neo_ml import paths
+from neo_ml.data.interactions import interactions_frame
+from neo_ml.errors import DataFormatError
+
+# Strength above which the backend counts an interaction as positive.
+POSITIVE_THRESHOLD = 0.4
+
+metadata = MetaData()
+users = Table("users", metadata, Column("id", String(64), primary_key=True),
+              Column("username", String(255)))
+resources = Table("resources", metadata, Column("id", String(64), primary_key=True),
+                  Column("title", String(1024)))
+user_interactions = Table(
+    "user_interactions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("resource_id", String(64), ForeignKey("resources.id", ondelete="CASCADE"), nullable=False),
+    Column("interaction_type", String(50), nullable=False, default="view"),
+    Column("interaction_strength", Float, nullable=False, default=0.0),
+    Column("interaction_timestamp", DateTime(timezone=True), nullable=False),
+    Column("is_positive", Integer, nullable=False, default=1),
+    Index("idx_user_interactions_user_resource", "user_id", "resource_id"),
+    Index("idx_user_interactions_timestamp", "interaction_timestamp"),
+    # Serving reads one user's items in time order; this index makes that a range scan, no sort.
+    Index("idx_user_interactions_user_time", "user_id", "interaction_timestamp", "id"),
+)
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{paths.data_dir() / 'neo_alexandria.db'}"
+
+
+def is_database_url(text: str) -> bool:
+    try:
+        make_url(text)
+    except ArgumentError:
+        return False
+    return "://" in text
+
+
+def connect(url: str | Path | Engine | None = None, create: bool = True) -> Engine:
+    """An engine for ``url`` (URL, SQLite path or engine); creates the tables when asked."""
+    if isinstance(url, Engine):
+        engine = url
+    else:
+        url = str(url) if url is not None else default_database_url()
+        if not is_database_url(url):
+            url = f"sqlite:///{Path(url).expanduser().resolve()}"
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+    if create:
+        metadata.create_all(engine)
+    return engine
+
+
+def import_interactions(engine: Engine, frame: pd.DataFrame, replace: bool = False,
+                        titles: dict[str, str] | None = None) -> int:
+    """Write a normalised interactions frame into the tables, in one transaction.
+
+    Users and resources are added as needed. With ``replace`` the existing
+    interactions are deleted first (users and resources stay). On any error
+    nothing is written. Returns the number of interactions inserted.
+    """
+    stamps = pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.to_pydatetime()
+    strength = frame["implicit_rating"].to_numpy(float)
+    rows = [
+        {"user_id": u, "resource_id": i, "interaction_type": t, "interaction_strength": float(s),
+         "interaction_timestamp": ts, "is_positive": int(s > POSITIVE_THRESHOLD or s == 1.0)}
+        for u, i, t, s, ts in zip(frame["user_id"], frame["item_id"], frame["interaction_type"],
+                                  strength, stamps, strict=True)
+    ]
+    with engine.begin() as conn:
+        known_users = set(conn.scalars(select(users.c.id)))
+        known_items = set(conn.scalars(select(resources.c.id)))
+        new_users = sorted(set(frame["user_id"]) - known_users)
+        new_items = sorted(set(frame["item_id"]) - known_items)
+        if new_users:
+            conn.execute(insert(users), [{"id": u, "username": u} for u in new_users])
+        if new_items:
+            conn.execute(insert(resources), [{"id": i, "title": (titles or {}).get(i)} for i in new_items])
+        if replace:
+            conn.execute(delete(user_interactions))
+        if rows:
+            conn.execute(insert(user_interactions), rows)
+    return len(rows)
+
+
+def read_interactions(engine: Engine, positive_only: bool = False) -> pd.DataFrame:
+    """All interactions as a normalised frame; ``positive_only`` keeps rows with is_positive = 1."""
+    t = user_interactions.c
+    query = select(t.user_id, t.resource_id, t.interaction_timestamp, t.interaction_type,
+                   t.interaction_strength, t.id)
+    if positive_only:
+        query = query.where(t.is_positive == 1)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(t.interaction_timestamp, t.id)).all()
+    if not rows:
+        raise DataFormatError("no interactions", source=str(engine.url.render_as_string()),
+                              field="user_interactions")
+    records = []
+    for n, (user, item, stamp, kind, strength, _) in enumerate(rows):
+        if stamp is None or user is None or item is None:
+            raise DataFormatError("null value", source=str(engine.url), record=n,
+                                  field="interaction_timestamp" if stamp is None else "user_id")
+        if stamp.tzinfo is None:  # SQLite drops the zone; the backend writes UTC
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        records.append({"user_id": str(user), "item_id": str(item), "timestamp": int(stamp.timestamp()),
+                        "interaction_type": kind or "view", "implicit_rating": float(strength)})
+    return interactions_frame(records)
+
+
+class InteractionStore:
+    """Fast per-user reads for serving: indexed queries on a per-thread autocommit connection.
+
+    Every read sees the latest committed rows and holds no transaction open.
+    The hot queries are compiled once for the database's dialect and run on
+    the driver's cursor, skipping per-call SQLAlchemy work (about 0.1 ms).
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._local = threading.local()
+        t = user_interactions.c
+        by_user = select(t.resource_id).where(t.user_id == bindparam("user"))
+        self._all_items = self._compile(by_user.order_by(t.interaction_timestamp, t.id))
+        self._latest = self._compile(by_user.order_by(t.interaction_timestamp.desc(), t.id.desc())
+                                     .limit(bindparam("n", literal_execute=False)))
+        # Distinct users per item, as the checkpoint counts popularity.
+        users_per_item = func.count(distinct(t.user_id))
+        self._popular = self._compile(select(t.resource_id, users_per_item).group_by(t.resource_id)
+                                      .order_by(users_per_item.desc(), t.resource_id)
+                                      .limit(bindparam("n", literal_execute=False)))
+
+    def _compile(self, statement):
+        compiled = statement.compile(dialect=self.engine.dialect)
+        names = compiled.positiontup if compiled.positional else None
+        defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+        return str(compiled), names, defaults  # defaults hold e.g. SQLite's OFFSET 0
+
+    def _rows(self, query, **values) -> list[tuple]:
+        conn = getattr(self._local, "connection", None)
+        if conn is None or conn.closed:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._local.connection = conn
+        sql, names, defaults = query
+        values = {**defaults, **values}
+        params = tuple(values[name] for name in names) if names is not None else values
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def items_of(self, user_id: str) -> list[str]:
+        """The user's items in time order, oldest first (repeats kept)."""
+        return [str(row[0]) for row in self._rows(self._all_items, user=str(user_id))]
+
+    def latest_items_of(self, user_id: str, count: int) -> list[str]:
+        """The user's ``count`` latest interactions' items, newest first."""
+        return [str(row[0]) for row in self._rows(self._latest, user=str(user_id), n=count)]
+
+    def popular(self, limit: int) -> list[tuple[str, int]]:
+        return [(str(i), int(n)) for i, n in self._rows(self._popular, n=limit)]

@@ -1,0 +1,251 @@
+"""Interaction data from JSON files: the seed's format and the backend's exports.
+
+Both arrive as one normalised frame with columns ``user_id``, ``item_id``
+(strings), ``timestamp`` (int seconds, UTC), ``interaction_type`` and
+``implicit_rating`` (float), plus the held-out test cases grouped by user.
+
+Accepted field names (the first is canonical):
+
+====================  ======================================
+interactions          ``item_id`` / ``resource_id``; ``implicit_rating`` / ``strength``
+held_out_test         ``{user_id, relevant_items, candidate_items}`` per user, or flat
+                      rows ``{user_id, resource_id | item_id, is_relevant}``
+====================  ======================================
+
+Every error names the file, the record and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neo_ml.data.splits import build_id_maps
+from neo_ml.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["user_id", "item_id", "timestamp", "interaction_type", "implicit_rating"]
+ITEM_KEYS = ("item_id", "resource_id")
+RATING_KEYS = ("implicit_rating", "strength")
+
+
+@dataclass
+class HeldOutCase:
+    """One user's evaluation case: rank ``candidate_items``, hoping ``relevant_items`` come first."""
+
+    user_id: str
+    relevant_items: list[str]
+    candidate_items: list[str]
+
+
+@dataclass
+class InteractionDataset:
+    interactions: pd.DataFrame
+    held_out_test: list[HeldOutCase] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    source: str = "<memory>"
+
+
+def _id(value: Any, source: str, record: int | str, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        raise DataFormatError(f"expected a non-empty string or integer id, got {value!r}",
+                              source=source, record=record, field=name)
+    return str(value)
+
+
+def _timestamp(value: Any, source: str, record: int) -> int:
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(pd.Timestamp(value).tz_localize("UTC").timestamp()
+                       if pd.Timestamp(value).tzinfo is None else pd.Timestamp(value).timestamp())
+        except (ValueError, TypeError):
+            pass
+    raise DataFormatError(f"expected epoch seconds or an ISO-8601 time, got {value!r}",
+                          source=source, record=record, field="timestamp")
+
+
+def _first_key(row: dict, keys: tuple[str, ...]) -> str | None:
+    return next((k for k in keys if k in row), None)
+
+
+def parse_interaction(row: Any, source: str, record: int) -> dict:
+    """One interaction record, checked and normalised to the canonical fields."""
+    if not isinstance(row, dict):
+        raise DataFormatError(f"expected an object, got {type(row).__name__}", source=source, record=record)
+    if "user_id" not in row:
+        raise DataFormatError("missing", source=source, record=record, field="user_id")
+    item_key = _first_key(row, ITEM_KEYS)
+    if item_key is None:
+        raise DataFormatError("missing (also looked for 'resource_id')", source=source, record=record,
+                              field="item_id")
+    rating_key = _first_key(row, RATING_KEYS)
+    rating = row.get(rating_key, 1.0) if rating_key else 1.0
+    if isinstance(rating, bool) or not isinstance(rating, int | float) or not math.isfinite(rating):
+        raise DataFormatError(f"expected a number, got {rating!r}", source=source, record=record,
+                              field=rating_key)
+    kind = row.get("interaction_type", "view")
+    if not isinstance(kind, str):
+        raise DataFormatError(f"expected a string, got {kind!r}", source=source, record=record,
+                              field="interaction_type")
+    return {
+        "user_id": _id(row["user_id"], source, record, "user_id"),
+        "item_id": _id(row[item_key], source, record, item_key),
+        "timestamp": _timestamp(row.get("timestamp", 0), source, record),
+        "interaction_type": kind,
+        "implicit_rating": float(rating),
+    }
+
+
+def interactions_checksum(frame: pd.DataFrame) -> str:
+    """sha256 of a normalised interactions frame, independent of row order."""
+    table = frame[COLUMNS].sort_values(["user_id", "item_id", "timestamp", "interaction_type"], kind="stable")
+    return hashlib.sha256(table.to_csv(sep="\t", index=False, header=False).encode()).hexdigest()
+
+
+def interactions_frame(records: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=COLUMNS)
+    return frame.astype({"user_id": str, "item_id": str, "timestamp": np.int64,
+                         "interaction_type": str, "implicit_rating": float})
+
+
+def _held_out(rows: Any, source: str) -> list[HeldOutCase]:
+    if not isinstance(rows, list):
+        raise DataFormatError("expected a list", source=source, field="held_out_test")
+    cases: dict[str, HeldOutCase] = {}
+    for n, row in enumerate(rows):
+        where = f"held_out_test[{n}]"
+        if not isinstance(row, dict) or "user_id" not in row:
+            raise DataFormatError("expected an object with 'user_id'", source=source, record=where)
+        user = _id(row["user_id"], source, where, "user_id")
+        if "candidate_items" in row:  # the seed's per-user form
+            for name in ("relevant_items", "candidate_items"):
+                value = row.get(name)
+                if not isinstance(value, list):
+                    raise DataFormatError("expected a list of ids", source=source, record=where, field=name)
+            case = HeldOutCase(user, [_id(i, source, where, "relevant_items") for i in row["relevant_items"]],
+                               [_id(i, source, where, "candidate_items") for i in row["candidate_items"]])
+            cases[user] = case
+            continue
+        item_key = _first_key(row, ("resource_id", "item_id"))  # the backend's flat form
+        if item_key is None or not isinstance(row.get("is_relevant"), bool):
+            raise DataFormatError("expected 'candidate_items', or 'resource_id' with boolean 'is_relevant'",
+                                  source=source, record=where)
+        item = _id(row[item_key], source, where, item_key)
+        case = cases.setdefault(user, HeldOutCase(user, [], []))
+        if item not in case.candidate_items:
+            case.candidate_items.append(item)
+        if row["is_relevant"] and item not in case.relevant_items:
+            case.relevant_items.append(item)
+    return list(cases.values())
+
+
+def parse_interaction_document(document: Any, source: str = "<memory>") -> InteractionDataset:
+    """A decoded JSON document in either format -> InteractionDataset, or DataFormatError."""
+    if not isinstance(document, dict):
+        raise DataFormatError("expected a JSON object with 'interactions'", source=source)
+    rows = document.get("interactions")
+    if rows is None:
+        raise DataFormatError("missing", source=source, field="interactions")
+    if not isinstance(rows, list):
+        raise DataFormatError("expected a list", source=source, field="interactions")
+    if not rows:
+        raise DataFormatError("is empty; nothing to train on", source=source, field="interactions")
+    frame = interactions_frame([parse_interaction(row, source, n) for n, row in enumerate(rows)])
+    held = _held_out(document["held_out_test"], source) if "held_out_test" in document else []
+    metadata = document.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise DataFormatError("expected an object", source=source, field="metadata")
+    return InteractionDataset(frame, held, metadata, source)
+
+
+def read_interactions_json(path: str | Path) -> InteractionDataset:
+    """Read and check an interactions JSON file (seed format or backend export)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError("file not found", source=str(path))
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"not valid JSON ({exc})", source=str(path)) from exc
+    return parse_interaction_document(document, str(path))
+
+
+def load_interaction_data(data_path: str | Path) -> tuple[list[dict], dict[str, int], dict[str, int]]:
+    """The seed's loader: (normalised interaction records, user_id_map, item_id_map)."""
+    dataset = read_interactions_json(data_path)
+    users, items = build_id_maps(dataset.interactions)
+    frame = dataset.interactions
+    density = len(frame) / max(1, len(users) * len(items))
+    log.info("%s: %d interactions, %d users, %d items, density %.4f",
+             data_path, len(frame), len(users), len(items), density)
+    return frame.to_dict("records"), users.to_dict(), items.to_dict()
+
+
+def validate_data_format(data: Any, data_type: str) -> bool:
+    """The seed's check: True if ``data`` has the shape the loaders return, else False (logged).
+
+    ``data_type`` is 'recommendation' for (records, user_map, item_map) or
+    'classification' for a list of (text, labels) pairs.
+    """
+    try:
+        _check_shape(data, data_type)
+    except DataFormatError as exc:
+        log.error("invalid %s data: %s", data_type, exc)
+        return False
+    return True
+
+
+def _check_shape(data: Any, data_type: str) -> None:
+    if data_type == "recommendation":
+        if not (isinstance(data, tuple) and len(data) == 3):
+            raise DataFormatError("expected (interactions, user_id_map, item_id_map)")
+        records, user_map, item_map = data
+        if not (isinstance(records, list) and records):
+            raise DataFormatError("interactions must be a non-empty list")
+        if not (isinstance(user_map, dict) and user_map and isinstance(item_map, dict) and item_map):
+            raise DataFormatError("id maps must be non-empty dicts")
+        for n, row in enumerate(records):
+            parse_interaction(row, "<data>", n)
+            if str(row["user_id"]) not in user_map:
+                raise DataFormatError("not in user_id_map", record=n, field="user_id")
+            if str(row.get("item_id", row.get("resource_id"))) not in item_map:
+                raise DataFormatError("not in item_id_map", record=n, field="item_id")
+    elif data_type == "classification":
+        if not (isinstance(data, list) and data):
+            raise DataFormatError("expected a non-empty list of (text, labels)")
+        for n, pair in enumerate(data):
+            if not (isinstance(pair, tuple | list) and len(pair) == 2):
+                raise DataFormatError("expected (text, labels)", record=n)
+            text, labels = pair
+            if not (isinstance(text, str) and text.strip()):
+                raise DataFormatError("expected non-empty text", record=n, field="text")
+            if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+                raise DataFormatError("expected a non-empty list of label strings", record=n, field="labels")
+    else:
+        raise DataFormatError(f"unknown data_type {data_type!r}; use 'recommendation' or 'classification'")
+
+
+def dataset_to_document(dataset: InteractionDataset) -> dict:
+    """The seed's JSON format for an InteractionDataset (timestamps as ISO-8601 UTC)."""
+    frame = dataset.interactions
+    records = frame.assign(timestamp=pd.to_datetime(frame["timestamp"], unit="s", utc=True)
+                           .dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_dict("records")
+    return {
+        "metadata": {**dataset.metadata, "num_users": int(frame["user_id"].nunique()),
+                     "num_items": int(frame["item_id"].nunique()), "num_interactions": len(frame)},
+        "interactions": records,
+        "held_out_test": [vars(case) for case in dataset.held_out_test],
+    }

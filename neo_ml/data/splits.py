@@ -1,0 +1,327 @@
+"""ID maps, evaluation splits and negative sampling for implicit feedback.
+
+All splits work on an interactions frame with columns ``user_id``, ``item_id``
+and ``timestamp`` (ids as strings) and return integer indices from one
+:class:`IdMap` per side, so every model and metric shares the same numbering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neo_ml.errors import DataFormatError
+
+
+def _natural_order(ids) -> list[str]:
+    """Sorted ids; numerically when every id is an integer, so '10' follows '9'."""
+    ids = sorted({str(i) for i in ids})
+    if all(i.lstrip("-").isdigit() for i in ids):
+        return sorted(ids, key=int)
+    return ids
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """External string ids <-> contiguous indices 0..n-1."""
+
+    ids: tuple[str, ...]
+
+    @classmethod
+    def from_ids(cls, ids) -> IdMap:
+        return cls(tuple(_natural_order(ids)))
+
+    @classmethod
+    def from_dict(cls, mapping: dict[str, int]) -> IdMap:
+        ordered = sorted(mapping.items(), key=lambda kv: kv[1])
+        if [index for _, index in ordered] != list(range(len(ordered))):
+            raise DataFormatError("id map indices must be 0..n-1 without gaps")
+        return cls(tuple(key for key, _ in ordered))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def index(self) -> dict[str, int]:
+        cached = self.__dict__.get("_index")
+        if cached is None:
+            cached = {key: i for i, key in enumerate(self.ids)}
+            object.__setattr__(self, "_index", cached)
+        return cached
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.index)
+
+    def encode(self, ids) -> np.ndarray:
+        """Indices of known ids; raises KeyError naming the first unknown one."""
+        index = self.index
+        return np.fromiter((index[str(i)] for i in ids), dtype=np.int64)
+
+
+def build_id_maps(interactions: pd.DataFrame) -> tuple[IdMap, IdMap]:
+    return IdMap.from_ids(interactions["user_id"]), IdMap.from_ids(interactions["item_id"])
+
+
+@dataclass
+class LeaveOneOutSplit:
+    """NCF-LOO (He et al. 2017): per user the last interaction is test, the one before validation.
+
+    ``train`` holds (user, item) index pairs, in time order within each user.
+    ``validation_items``/``test_items`` hold one item per user (-1 where the user
+    has too little history to hold one out). The 99 negatives per user are drawn
+    from items the user never interacted with, with a fixed seed, and are saved
+    with the split so every model ranks the same candidates.
+    """
+
+    users: IdMap
+    items: IdMap
+    train: np.ndarray
+    train_timestamps: np.ndarray
+    validation_items: np.ndarray
+    test_items: np.ndarray
+    validation_negatives: np.ndarray
+    test_negatives: np.ndarray
+    seed: int
+
+    @property
+    def num_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.items)
+
+    def train_plus_validation(self) -> np.ndarray:
+        """Train pairs with each validation item appended last in its user's block."""
+        held = self.validation_items >= 0
+        extra = np.stack([np.flatnonzero(held), self.validation_items[held]], axis=1)
+        pairs = np.concatenate([self.train, extra])
+        return pairs[np.argsort(pairs[:, 0], kind="stable")]
+
+    def all_pairs(self) -> np.ndarray:
+        """Every known (user, item) pair, time ordered within each user: train, validation, test."""
+        held = self.test_items >= 0
+        extra = np.stack([np.flatnonzero(held), self.test_items[held]], axis=1)
+        pairs = np.concatenate([self.train_plus_validation(), extra])
+        return pairs[np.argsort(pairs[:, 0], kind="stable")]
+
+    def history_for(self, which: str, length: int) -> np.ndarray:
+        """Each user's latest ``length`` items before the held-out item ``which`` (validation/test)."""
+        pairs = self.train if which == "validation" else self.train_plus_validation()
+        return latest_items(pairs, self.num_users, length, pad=self.num_items)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(
+            tmp, users=np.array(self.users.ids), items=np.array(self.items.ids),
+            train=self.train, train_timestamps=self.train_timestamps,
+            validation_items=self.validation_items, test_items=self.test_items,
+            validation_negatives=self.validation_negatives, test_negatives=self.test_negatives,
+            seed=np.array(self.seed))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> LeaveOneOutSplit:
+        with np.load(path, allow_pickle=False) as npz:
+            return cls(
+                users=IdMap(tuple(npz["users"].tolist())), items=IdMap(tuple(npz["items"].tolist())),
+                train=npz["train"], train_timestamps=npz["train_timestamps"],
+                validation_items=npz["validation_items"], test_items=npz["test_items"],
+                validation_negatives=npz["validation_negatives"],
+                test_negatives=npz["test_negatives"], seed=int(npz["seed"]))
+
+
+def _encoded(interactions: pd.DataFrame, users: IdMap, items: IdMap) -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "user": users.encode(interactions["user_id"]),
+        "item": items.encode(interactions["item_id"]),
+        "timestamp": interactions["timestamp"].to_numpy(np.int64),
+    })
+    # Repeated interactions with one item count once (implicit feedback), at their first time.
+    return frame.sort_values(["user", "timestamp", "item"], kind="stable").drop_duplicates(
+        ["user", "item"], keep="first")
+
+
+def history_before_each(pairs: np.ndarray, length: int, pad: int) -> np.ndarray:
+    """For (user, item) rows in time order within each user: the ``length`` items before each row.
+
+    Row r of the result lists the user's previous items, latest first, padded
+    with ``pad``. A row never sees its own item or anything after it.
+    """
+    n = len(pairs)
+    history = np.full((n, length), pad, dtype=np.int64)
+    rows = np.arange(n)
+    for back in range(1, length + 1):
+        source = rows - back
+        same_user = (source >= 0) & (pairs[np.maximum(source, 0), 0] == pairs[:, 0])
+        history[same_user, back - 1] = pairs[source[same_user], 1]
+    return history
+
+
+def latest_items(pairs: np.ndarray, num_users: int, length: int, pad: int) -> np.ndarray:
+    """Each user's last ``length`` items of ``pairs`` (time-ordered per user), latest first."""
+    history = np.full((num_users, length), pad, dtype=np.int64)
+    if length == 0 or len(pairs) == 0:
+        return history
+    users = pairs[:, 0]
+    # 0 for a user's last row, 1 for the one before, ...
+    is_last = np.r_[users[1:] != users[:-1], True]
+    block_end = np.flatnonzero(is_last)
+    end_of_row = block_end[np.searchsorted(block_end, np.arange(len(pairs)))]
+    from_end = end_of_row - np.arange(len(pairs))
+    keep = from_end < length
+    history[users[keep], from_end[keep]] = pairs[keep, 1]
+    return history
+
+
+def sample_unseen_items(seen_by_user: list[np.ndarray], num_items: int, count: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct items per user, uniformly from the items that user has not seen."""
+    out = np.empty((len(seen_by_user), count), dtype=np.int64)
+    for user, seen in enumerate(seen_by_user):
+        unseen = np.setdiff1d(np.arange(num_items), seen, assume_unique=False)
+        if len(unseen) < count:
+            raise DataFormatError(
+                f"user index {user} has only {len(unseen)} unseen items; {count} negatives needed")
+        out[user] = rng.choice(unseen, size=count, replace=False)
+    return out
+
+
+def leave_one_out_split(interactions: pd.DataFrame, num_negatives: int = 99, seed: int = 2017,
+                        hold_out_test: bool = True) -> LeaveOneOutSplit:
+    """Split per user by (timestamp, item id): last -> test, the one before -> validation.
+
+    With ``hold_out_test=False`` the last item is the validation item and no
+    test item is held out (training a model to serve, evaluated elsewhere).
+    A user keeps at least one training item; users with too short a history
+    hold out nothing. Negatives are capped at the fewest unseen items any user
+    has, so small catalogues still split.
+    """
+    users, items, frame = _encoded_frame(interactions)
+    from_end = frame.groupby("user").cumcount(ascending=False).to_numpy()
+    counts = frame.groupby("user")["item"].transform("size").to_numpy()
+    test_pos, val_pos = (0, 1) if hold_out_test else (-1, 0)
+    test_mask = (from_end == test_pos) & (counts >= 2)
+    val_mask = (from_end == val_pos) & (counts >= (3 if hold_out_test else 2))
+    return _held_out_split(users, items, frame, val_mask, test_mask, num_negatives, seed)
+
+
+def random_holdout_split(interactions: pd.DataFrame, num_negatives: int = 99,
+                         seed: int = 2017) -> LeaveOneOutSplit:
+    """One random interaction per user (of those with two or more) to validation; no test item.
+
+    For protocols whose test items are a random sample rather than the latest
+    ones (Recommenders 75/25), so the validation item resembles a test item.
+    """
+    users, items, frame = _encoded_frame(interactions)
+    rng = np.random.default_rng(seed)
+    counts = frame.groupby("user")["item"].transform("size").to_numpy()
+    keys = pd.Series(rng.random(len(frame)), index=frame.index)
+    val_mask = (keys.groupby(frame["user"]).rank(method="first").to_numpy() == 1) & (counts >= 2)
+    return _held_out_split(users, items, frame, val_mask, np.zeros(len(frame), bool), num_negatives, seed)
+
+
+def _encoded_frame(interactions: pd.DataFrame) -> tuple[IdMap, IdMap, pd.DataFrame]:
+    if interactions.empty:
+        raise DataFormatError("no interactions to split")
+    users, items = build_id_maps(interactions)
+    return users, items, _encoded(interactions, users, items)
+
+
+def _held_out_split(users: IdMap, items: IdMap, frame: pd.DataFrame, val_mask: np.ndarray,
+                    test_mask: np.ndarray, num_negatives: int, seed: int) -> LeaveOneOutSplit:
+    """A LeaveOneOutSplit from row masks over the encoded, time-ordered frame."""
+    user_col, item_col = frame["user"].to_numpy(), frame["item"].to_numpy()
+
+    def held(mask: np.ndarray) -> np.ndarray:
+        out = np.full(len(users), -1, dtype=np.int64)
+        out[user_col[mask]] = item_col[mask]
+        return out
+
+    seen = [group.to_numpy() for _, group in frame.groupby("user")["item"]]
+    count = min(num_negatives, len(items) - max(len(s) for s in seen))
+    rng = np.random.default_rng(seed)
+    test_negatives = sample_unseen_items(seen, len(items), count, rng)
+    val_negatives = sample_unseen_items(seen, len(items), count, rng)
+    train = frame[~(test_mask | val_mask)]
+    return LeaveOneOutSplit(
+        users=users, items=items,
+        train=train[["user", "item"]].to_numpy(np.int64),
+        train_timestamps=train["timestamp"].to_numpy(np.int64),
+        validation_items=held(val_mask), test_items=held(test_mask),
+        validation_negatives=val_negatives, test_negatives=test_negatives, seed=seed)
+
+
+def random_split_per_user(interactions: pd.DataFrame, test_fraction: float,
+                          seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, a random ``test_fraction`` of interactions to test (Recommenders' stratified split)."""
+    rng = np.random.default_rng(seed)
+    keys = rng.random(len(interactions))
+    order = pd.Series(keys, index=interactions.index).groupby(interactions["user_id"]).rank(method="first")
+    sizes = interactions.groupby("user_id")["user_id"].transform("size")
+    n_train = np.round(sizes * (1 - test_fraction)).clip(lower=1)
+    is_train = order <= n_train
+    return interactions[is_train].copy(), interactions[~is_train].copy()
+
+
+def split_80_20(interactions: pd.DataFrame, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seed's split: 80 % train, 20 % validation, per user."""
+    return random_split_per_user(interactions, 0.2, seed)
+
+
+def split_75_25(interactions: pd.DataFrame, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Microsoft Recommenders' ``python_stratified_split(ratio=0.75)`` protocol."""
+    return random_split_per_user(interactions, 0.25, seed)
+
+
+class NegativeSampler:
+    """Vectorised uniform negative sampling that never returns a known positive.
+
+    Known positives are held as sorted ``user * num_items + item`` keys, so a
+    membership test for a whole batch is one ``searchsorted``.
+    """
+
+    def __init__(self, positives: np.ndarray, num_items: int):
+        self.num_items = int(num_items)
+        self.keys = np.unique(positives[:, 0].astype(np.int64) * self.num_items + positives[:, 1])
+        counts = np.bincount(positives[:, 0], minlength=int(positives[:, 0].max()) + 1)
+        if (counts >= self.num_items).any():
+            raise DataFormatError("a user has interacted with every item; no negatives exist")
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users.astype(np.int64) * self.num_items + items
+        pos = np.searchsorted(self.keys, keys)
+        pos[pos == len(self.keys)] = 0
+        return self.keys[pos] == keys
+
+    def sample(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        items = rng.integers(0, self.num_items, size=len(users))
+        bad = np.flatnonzero(self.is_positive(users, items))
+        while len(bad):
+            items[bad] = rng.integers(0, self.num_items, size=len(bad))
+            bad = bad[self.is_positive(users[bad], items[bad])]
+        return items
+
+
+def create_negative_samples(positives: np.ndarray, num_items: int, ratio: int = 4,
+                            rng: np.random.Generator | int | None = None,
+                            sampler: NegativeSampler | None = None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch of training pairs: every positive plus ``ratio`` fresh negatives for its user.
+
+    Returns (users, items, labels) as arrays. Call once per epoch so the
+    negatives are resampled each time.
+    """
+    rng = np.random.default_rng(rng)
+    sampler = sampler or NegativeSampler(positives, num_items)
+    neg_users = np.repeat(positives[:, 0], ratio)
+    neg_items = sampler.sample(neg_users, rng)
+    users = np.concatenate([positives[:, 0], neg_users])
+    items = np.concatenate([positives[:, 1], neg_items])
+    labels = np.concatenate([np.ones(len(positives), np.float32), np.zeros(len(neg_users), np.float32)])
+    return users, items, labels

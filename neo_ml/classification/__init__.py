@@ -1,0 +1,1 @@
+"""The taxonomy classifier: multi-label text classification into taxonomy codes."""

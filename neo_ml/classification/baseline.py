@@ -1,0 +1,61 @@
+"""TF-IDF with a linear model: the lexical baseline every classifier figure is shown beside.
+
+Sublinear TF-IDF over words (min_df 2) and a LinearSVC per label (one-vs-rest),
+as in ``shared/BENCHMARKS.md`` (0.851 accuracy on 20NG). Single-label data
+predicts the best-scoring label; multi-label data predicts every label whose
+margin is positive, and at least the best one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.svm import LinearSVC
+
+from neo_ml.classification.metrics import classification_report
+from neo_ml.data.text import LabeledText
+
+
+class TfidfLinearBaseline:
+    def __init__(self, C: float = 1.0, min_df: int = 2, seed: int = 0):
+        self.binarizer = MultiLabelBinarizer()
+        self.pipeline = make_pipeline(
+            TfidfVectorizer(sublinear_tf=True, min_df=min_df),
+            OneVsRestClassifier(LinearSVC(C=C, random_state=seed)),
+        )
+
+    def fit(self, samples: list[LabeledText]) -> TfidfLinearBaseline:
+        texts, labels = zip(*samples, strict=True)
+        targets = self.binarizer.fit_transform(labels)
+        self.multi_label = bool((targets.sum(axis=1) > 1).any())
+        self.pipeline.fit(list(texts), targets)
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.binarizer.classes_)
+
+    def decision_scores(self, texts: list[str]) -> np.ndarray:
+        return self.pipeline.decision_function(list(texts))
+
+    def predict(self, texts: list[str]) -> list[list[str]]:
+        scores = self.decision_scores(texts)
+        chosen = (scores > 0) if self.multi_label else np.zeros_like(scores, dtype=bool)
+        chosen[np.arange(len(scores)), scores.argmax(axis=1)] = True
+        return [[self.labels[j] for j in np.flatnonzero(row)] for row in chosen]
+
+
+def evaluate_baseline(train: list[LabeledText], test: list[LabeledText], **kwargs) -> dict:
+    """Fit on ``train``, report on ``test``, with the training wall time."""
+    started = time.perf_counter()
+    model = TfidfLinearBaseline(**kwargs).fit(train)
+    seconds = time.perf_counter() - started
+    texts, truth = zip(*test, strict=True)
+    scores = model.decision_scores(list(texts))
+    report = classification_report(list(truth), model.predict(list(texts)), scores, model.labels)
+    return {**report, "train_seconds": seconds}

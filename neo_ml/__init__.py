@@ -1,4 +1,4 @@
-"""Neo Alexandria ML workbench: the NCF recommender and, later, the taxonomy classifier.
+"""Neo Alexandria ML workbench: the NCF recommender and the taxonomy classifier.
 
 The public face::
 
@@ -7,18 +7,22 @@ The public face::
     service.recommend("42", top_k=10)
 """
 
+from neo_ml.classification.service import ClassificationResult, MLClassificationService
 from neo_ml.errors import (
     CheckpointError,
     ColdStartError,
     DataFormatError,
     DataUnavailableError,
+    InvalidRequestError,
     NCFModelNotFoundError,
     NeoMLError,
 )
-from neo_ml.ncf.service import InvalidRequestError, NCFService
+from neo_ml.ncf.service import NCFService
 
 __all__ = [
     "CheckpointError",
+    "ClassificationResult",
+    "MLClassificationService",
     "ColdStartError",
     "DataFormatError",
     "DataUnavailableError",

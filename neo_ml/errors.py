@@ -31,6 +31,10 @@ class CheckpointError(NeoMLError):
     """A checkpoint is missing fields, corrupt or of an unknown version."""
 
 
+class InvalidRequestError(NeoMLError, ValueError):
+    """A service call with arguments outside their range (e.g. top_k <= 0, empty text)."""
+
+
 class NCFModelNotFoundError(NeoMLError, FileNotFoundError):
     """No trained NCF checkpoint where the service looked."""
 

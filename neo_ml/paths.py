@@ -45,3 +45,8 @@ def outputs_dir() -> Path:
 
 def default_ncf_checkpoint() -> Path:
     return models_dir() / "ncf_benchmark_v1.pt"
+
+
+def classification_models_dir() -> Path:
+    """Classifier checkpoint folders: benchmark_v1/, production_v1/, ..."""
+    return models_dir() / "classification"

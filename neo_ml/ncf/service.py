@@ -32,14 +32,15 @@ from sqlalchemy.orm import Session
 
 from neo_ml import paths
 from neo_ml.data import db as database
-from neo_ml.errors import ColdStartError, NeoMLError
+from neo_ml.errors import ColdStartError, InvalidRequestError
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-class InvalidRequestError(NeoMLError, ValueError):
-    """A service call with arguments outside their range (e.g. top_k <= 0)."""
+def check_top_k(top_k) -> None:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
+        raise InvalidRequestError(f"top_k must be a positive integer, got {top_k!r}")
 
 
 def _probabilities(logits: torch.Tensor) -> np.ndarray:
@@ -150,8 +151,7 @@ class NCFService:
 
     def recommend(self, user_id: str, top_k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
         """The ``top_k`` best items for the user, best first, without the ones already seen."""
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
-            raise InvalidRequestError(f"top_k must be a positive integer, got {top_k!r}")
+        check_top_k(top_k)
         started = time.perf_counter()
         self._load_model()
         seen = self._user_items(str(user_id))

@@ -1,0 +1,46 @@
+"""The sparse lexical side of the classifier: TF-IDF and one logistic regression per label.
+
+Its state is plain arrays and a vocabulary, so it is saved as safetensors plus
+JSON like the rest of a checkpoint (no pickle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+
+class LexicalScorer:
+    def __init__(self, C: float = 10.0, min_df: int = 2, max_features: int | None = 200_000):
+        self.C, self.min_df, self.max_features = C, min_df, max_features
+
+    def fit(self, texts: list[str], targets: np.ndarray) -> LexicalScorer:
+        min_df = self.min_df if len(texts) >= 50 else 1  # tiny data: keep every word
+        self.vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=min_df, max_features=self.max_features)
+        features = self.vectorizer.fit_transform(texts)
+        model = OneVsRestClassifier(LogisticRegression(C=self.C, max_iter=2000))
+        model.fit(features, targets)
+        self.coef = np.vstack([est.coef_ for est in model.estimators_]).astype(np.float32)
+        self.intercept = np.array([est.intercept_[0] for est in model.estimators_], dtype=np.float32)
+        return self
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Per-label logits, one row per text."""
+        return np.asarray(self.vectorizer.transform(texts) @ self.coef.T) + self.intercept
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON-ready values) that ``from_state`` rebuilds the scorer from."""
+        vocabulary = {word: int(i) for word, i in self.vectorizer.vocabulary_.items()}
+        arrays = {"lexical.idf": self.vectorizer.idf_.astype(np.float32), "lexical.coef": self.coef,
+                  "lexical.intercept": self.intercept}
+        return arrays, {"vocabulary": vocabulary, "C": self.C, "min_df": self.min_df}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], values: dict) -> LexicalScorer:
+        scorer = cls(C=values["C"], min_df=values["min_df"])
+        scorer.vectorizer = TfidfVectorizer(sublinear_tf=True, vocabulary=values["vocabulary"])
+        scorer.vectorizer.idf_ = np.asarray(arrays["lexical.idf"], dtype=np.float64)
+        scorer.coef, scorer.intercept = np.asarray(arrays["lexical.coef"]), np.asarray(arrays["lexical.intercept"])
+        return scorer

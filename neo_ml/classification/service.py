@@ -1,0 +1,119 @@
+"""MLClassificationService: trains and serves the taxonomy classifier.
+
+    service = MLClassificationService(model_version="benchmark_v1")
+    service.fine_tune([("text", ["000", "600"]), ...])       # validation metrics
+    service.predict("a resource's text", top_k=5)           # ranked (code, confidence), best first
+
+Checkpoints live in ``models/classification/<model_version>/`` (or
+``model_path``); they are loaded lazily, verified against their manifest,
+and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neo_ml import paths
+from neo_ml.classification.checkpoint import load_classifier, save_classifier
+from neo_ml.classification.encoder import DEFAULT_ENCODER
+from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
+from neo_ml.data.text import LabeledText, parse_sample
+from neo_ml.errors import CheckpointError, InvalidRequestError
+from neo_ml.ncf.service import check_top_k
+
+log = logging.getLogger(__name__)
+
+
+class ClassifierNotFoundError(CheckpointError, FileNotFoundError):
+    def __init__(self, folder: Path):
+        super().__init__(f"No classifier checkpoint at {folder}. Train one with: "
+                         f"python -m neo_ml.train_classification --data 20ng --output {folder}")
+
+
+@dataclass
+class Prediction:
+    taxonomy_code: str
+    confidence: float
+    rank: int
+    selected: bool  # over the label's threshold (the best label is always selected)
+
+
+@dataclass
+class ClassificationResult:
+    predictions: list[Prediction] = field(default_factory=list)
+    model_version: str = ""
+    inference_time_ms: float = 0.0
+
+    @property
+    def codes(self) -> list[str]:
+        return [p.taxonomy_code for p in self.predictions if p.selected]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MLClassificationService:
+    def __init__(self, db=None, model_name: str = DEFAULT_ENCODER, model_version: str = "benchmark_v1",
+                 model_path: str | Path | None = None):
+        self.db = db  # kept for the backend's signature; the classifier reads no tables
+        self.model_name, self.model_version = model_name, model_version
+        self.checkpoint_dir = Path(model_path) if model_path else paths.classification_models_dir() / model_version
+        self.model: TaxonomyClassifier | None = None
+        self._lock = threading.Lock()
+
+    def _load_model(self) -> TaxonomyClassifier:
+        if self.model is None:
+            with self._lock:
+                if self.model is None:
+                    if not self.checkpoint_dir.is_dir():
+                        raise ClassifierNotFoundError(self.checkpoint_dir)
+                    self.model = load_classifier(self.checkpoint_dir)
+                    log.info("Loaded classifier %s from %s", self.model_version, self.checkpoint_dir)
+        return self.model
+
+    def fine_tune(self, labeled_data: list[LabeledText], batch_size: int = 32, max_length: int = 256,
+                  validation_fraction: float = 0.15, seed: int = 0, progress: bool = False) -> dict[str, float]:
+        """Train on (text, labels) pairs and save to the checkpoint folder; returns validation metrics.
+
+        The encoder is used frozen (see ``classification.model``). A failed run
+        leaves the previous checkpoint in place.
+        """
+        if not labeled_data:
+            raise InvalidRequestError("labeled_data is empty")
+        samples = [parse_sample({"text": text, "taxonomy_codes": labels}, "labeled_data", n)
+                   for n, (text, labels) in enumerate(labeled_data)]
+        config = ClassifierConfig(encoder=self.model_name, max_length=max_length, batch_size=batch_size,
+                                  validation_fraction=validation_fraction, seed=seed)
+        model = TaxonomyClassifier(config)
+        metrics = model.fit(samples, progress=progress)
+        save_classifier(model, self.checkpoint_dir, metrics)
+        self.model = load_classifier(self.checkpoint_dir)
+        return metrics
+
+    def predict(self, text: str, top_k: int = 5) -> ClassificationResult:
+        return self.predict_batch([text], top_k)[0]
+
+    def predict_batch(self, texts: list[str], top_k: int = 5) -> list[ClassificationResult]:
+        """Ranked predictions for each text, best first, with calibrated confidences."""
+        check_top_k(top_k)
+        for n, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise InvalidRequestError(f"text {n}: expected a non-empty string, got {text!r:.40}")
+        started = time.perf_counter()
+        model = self._load_model()
+        probabilities = model.predict_proba(list(texts))
+        selected = model.decide(probabilities)
+        elapsed_ms = (time.perf_counter() - started) * 1e3 / max(1, len(texts))
+        results = []
+        for row, chosen in zip(probabilities, selected, strict=True):
+            best = np.argsort(-row, kind="stable")[:top_k]
+            results.append(ClassificationResult(
+                [Prediction(model.label_map.labels[j], float(row[j]), rank, bool(chosen[j]))
+                 for rank, j in enumerate(best, start=1)], self.model_version, elapsed_ms))
+        return results

@@ -128,3 +128,41 @@ def test_a_megabyte_of_text_gets_a_defined_result(trained_service):
 def test_missing_checkpoint_names_the_training_command(tmp_path):
     with pytest.raises(ClassifierNotFoundError, match="python -m neo_ml.train_classification"):
         MLClassificationService(model_path=tmp_path / "none").predict("text")
+
+
+def test_training_command_on_a_small_real_json_file(tmp_path, dewey_subset, capsys):
+    """About the size of Neo Alexandria's own benchmark file: 120 samples, some with two labels."""
+    from neo_ml.data.text import samples_to_document
+    from neo_ml.train_classification import main
+
+    data = tmp_path / "small.json"
+    data.write_text(json.dumps(samples_to_document(dewey_subset[0][:120])))
+    output = tmp_path / "production_v1"
+    assert main(["--data", str(data), "--output", str(output), "--max-length", "64", "--no-progress"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert 0 <= metrics["val_f1"] <= 1
+    # small data is augmented, training split only: two variants per original at most
+    assert metrics["val_train_samples"] == 3 * (120 - metrics["val_validation_samples"])
+    assert (output / "manifest.json").is_file()
+
+
+def test_training_command_refuses_bad_input(tmp_path, capsys):
+    from neo_ml.train_classification import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"samples": [{"text": "ok", "taxonomy_codes": ["000"]}, {"text": "no labels"}]}')
+    assert main(["--data", str(bad), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "record 1" in err and "taxonomy_codes" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["--data", "imagenet", "--output", str(tmp_path / "out")]) == 1
+
+
+def test_single_label_data_gets_exactly_one_label(tmp_path):
+    train, _ = load_text_corpus("r8")
+    subset = random.Random(1).sample(train, 200)
+    service = MLClassificationService(model_path=tmp_path / "r8")
+    service.fine_tune(subset, max_length=32)
+    assert service.model.single_label
+    results = service.predict_batch([text for text, _ in subset[:10]])
+    assert all(len(r.codes) == 1 and r.codes[0] == r.predictions[0].taxonomy_code for r in results)

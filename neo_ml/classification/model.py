@@ -97,6 +97,12 @@ class TaxonomyClassifier:
         return calibration.sigmoid(scale * self.raw_scores(texts, embeddings) + bias)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """Chosen labels: the best one only when training data had one label per text, else every
+        label over its threshold (and at least the best)."""
+        if self.single_label:
+            chosen = np.zeros(probabilities.shape, dtype=bool)
+            chosen[np.arange(len(chosen)), probabilities.argmax(axis=1)] = True
+            return chosen
         return calibration.decide(probabilities, self.thresholds)
 
     # -- training --------------------------------------------------------------------------
@@ -108,6 +114,7 @@ class TaxonomyClassifier:
         """
         config, started = self.config, time.perf_counter()
         self.label_map = LabelMap.from_samples(samples)
+        self.single_label = all(len(labels) == 1 for _, labels in samples)
         binarizer = MultiLabelBinarizer(classes=list(self.label_map.labels))
         train, validation = split_for_validation(samples, config.validation_fraction, config.seed)
         if len(train) < config.augment_below:  # small data only, after the split: no leakage
@@ -151,6 +158,7 @@ class TaxonomyClassifier:
         arrays |= {"semantic.coef": self.semantic_coef, "semantic.intercept": self.semantic_intercept,
                    "thresholds": self.thresholds.astype(np.float32)}
         values = {"config": self.config.to_dict(), "fusion_weight": self.fusion_weight,
+                  "single_label": self.single_label,
                   "platt": list(self.platt), "lexical": lexical_values}
         return arrays, values
 
@@ -164,6 +172,7 @@ class TaxonomyClassifier:
         model.semantic_coef, model.semantic_intercept = arrays["semantic.coef"], arrays["semantic.intercept"]
         model.thresholds = np.asarray(arrays["thresholds"], dtype=np.float64)
         model.fusion_weight, model.platt = float(values["fusion_weight"]), tuple(values["platt"])
+        model.single_label = bool(values["single_label"])
         return model
 
     def save_encoder(self, folder: Path) -> None:

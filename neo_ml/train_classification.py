@@ -5,8 +5,8 @@
 
 ``--data`` is ``20ng``, ``20ng-dewey``, ``r8``, ``r52`` (train on the train file,
 report on the test file) or a classification JSON file (seed or backend
-format; validation metrics only). Fusion weight, calibration and thresholds
-are chosen on a validation split carved from the training data. The final
+format; out-of-fold metrics only). Fusion weight, calibration and thresholds
+are chosen on out-of-fold scores of the training data (cross-fitting). The final
 metrics are printed to stdout as one JSON line; exit 1 with a one-line
 message on bad input (``--debug`` for a traceback).
 """
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="Hugging Face folder or name")
     parser.add_argument("--max-length", type=int, default=defaults.max_length)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
+    parser.add_argument("--folds", type=int, default=defaults.folds,
+                        help="cross-fitting folds that choose fusion, calibration and thresholds")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true")
@@ -73,13 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.max_length <= 0 or args.batch_size <= 0 or not 0 < args.validation_fraction < 1:
-            raise NeoMLError("--max-length and --batch-size must be positive, 0 < --validation-fraction < 1")
+        if args.max_length <= 0 or args.batch_size <= 0 or args.folds < 2:
+            raise NeoMLError("--max-length and --batch-size must be positive, --folds at least 2")
         train, test, checksum = load_training_data(args.data)
         config = ClassifierConfig(encoder=args.encoder, max_length=args.max_length, batch_size=args.batch_size,
-                                  validation_fraction=args.validation_fraction, seed=args.seed)
+                                  folds=args.folds, seed=args.seed)
         model = TaxonomyClassifier(config)
-        metrics = {f"val_{k}": v for k, v in model.fit(train, progress=not args.no_progress).items()}
+        metrics = {f"oof_{k}": v for k, v in model.fit(train, progress=not args.no_progress).items()}
         if test is not None:
             metrics |= {f"test_{k}": v for k, v in evaluate(model, test, not args.no_progress).items()}
         save_classifier(model, args.output, metrics, checksum)

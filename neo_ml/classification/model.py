@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from sklearn.multiclass import OneVsRestClassifier
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from neo_ml.classification import calibration
 from neo_ml.classification.encoder import DEFAULT_ENCODER, embed, load_encoder, resolve_encoder
 from neo_ml.classification.lexical import LexicalScorer
+from neo_ml.classification.linear import fit_per_label
 from neo_ml.classification.metrics import classification_report
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
 
@@ -39,9 +40,9 @@ class ClassifierConfig:
     encoder: str = DEFAULT_ENCODER
     max_length: int = 256
     batch_size: int = 32
-    lexical_C: float = 10.0
+    lexical_C: float = 1.0
     semantic_C: float = 10.0
-    validation_fraction: float = 0.15
+    folds: int = 5
     augment_below: int = 500
     seed: int = 0
 
@@ -53,20 +54,13 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
 
 
-def _one_vs_rest(features: np.ndarray, targets: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
-    model = OneVsRestClassifier(LogisticRegression(C=C, max_iter=3000)).fit(features, targets)
-    coef = np.vstack([est.coef_ for est in model.estimators_]).astype(np.float32)
-    return coef, np.array([est.intercept_[0] for est in model.estimators_], dtype=np.float32)
-
-
-def split_for_validation(samples: list[LabeledText], fraction: float, seed: int
-                         ) -> tuple[list[LabeledText], list[LabeledText]]:
-    """Stratified on each sample's first label where every class has two samples, else random."""
+def fold_indices(samples: list[LabeledText], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit rows, held-out rows) per fold; stratified on the first label when every class allows it."""
     first = [labels[0] for _, labels in samples]
-    counts = {label: first.count(label) for label in set(first)}
-    stratify = first if min(counts.values()) >= 2 and len(samples) * fraction >= len(counts) else None
-    train, validation = train_test_split(samples, test_size=fraction, random_state=seed, stratify=stratify)
-    return list(train), list(validation)
+    rows = np.arange(len(samples))
+    if min(Counter(first).values()) >= folds:
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(rows, first))
+    return list(KFold(folds, shuffle=True, random_state=seed).split(rows))
 
 
 class TaxonomyClassifier:
@@ -106,49 +100,71 @@ class TaxonomyClassifier:
         return calibration.decide(probabilities, self.thresholds)
 
     # -- training --------------------------------------------------------------------------
-    def fit(self, samples: list[LabeledText], progress: bool = False) -> dict:
-        """Train on ``samples``; hold out a validation split to choose fusion, calibration, thresholds.
+    def _fit_views(self, texts: list[str], targets: np.ndarray, embeddings: np.ndarray):
+        """Lexical scorer and semantic (coef, intercept) fitted on one training set."""
+        if len(texts) < self.config.augment_below:  # small data only; callers pass training parts
+            originals = [(t, [str(j) for j in np.flatnonzero(row)]) for t, row in zip(texts, targets, strict=True)]
+            augmented = augment_classification_data(originals, self.config.augment_below, seed=self.config.seed)
+            texts = [t for t, _ in augmented]
+            targets = np.array([[str(j) in labels for j in range(targets.shape[1])] for _, labels in augmented],
+                               dtype=int)
+            known = dict(zip([t for t, _ in originals], embeddings, strict=True))
+            new = [t for t in texts if t not in known]
+            known |= dict(zip(new, self.embed(new), strict=True)) if new else {}
+            embeddings = np.stack([known[t] for t in texts])
+        lexical = LexicalScorer(C=self.config.lexical_C).fit(texts, targets)
+        semantic = fit_per_label(embeddings, targets,
+                                 lambda: LogisticRegression(C=self.config.semantic_C, max_iter=3000))
+        return lexical, semantic, len(texts)
 
-        Returns validation metrics: f1 (micro), precision, recall, loss (BCE of
-        the calibrated probabilities), accuracy, macro_f1.
+    def fit(self, samples: list[LabeledText], progress: bool = False) -> dict:
+        """Train on ``samples``; fusion weight, calibration and thresholds come from cross-fitting.
+
+        Every sample is scored once by models trained on the other folds
+        (out-of-fold), so the choices and the reported metrics use data the
+        scoring model never saw, and the final models still train on all of it.
+        Small data is augmented inside each training part only. Returns the
+        out-of-fold metrics: f1 (micro), precision, recall, loss (BCE of the
+        calibrated probabilities), accuracy, macro_f1, top1_precision.
         """
         config, started = self.config, time.perf_counter()
         self.label_map = LabelMap.from_samples(samples)
         self.single_label = all(len(labels) == 1 for _, labels in samples)
         binarizer = MultiLabelBinarizer(classes=list(self.label_map.labels))
-        train, validation = split_for_validation(samples, config.validation_fraction, config.seed)
-        if len(train) < config.augment_below:  # small data only, after the split: no leakage
-            train = augment_classification_data(train, target_size=config.augment_below, seed=config.seed)
-        y_train = binarizer.fit_transform([labels for _, labels in train])
-        y_val = binarizer.transform([labels for _, labels in validation])
-        train_texts, val_texts = [t for t, _ in train], [t for t, _ in validation]
+        targets = binarizer.fit_transform([labels for _, labels in samples])
+        texts = [text for text, _ in samples]
+        embeddings = self.embed(texts, progress)
 
-        self.lexical = LexicalScorer(C=config.lexical_C).fit(train_texts, y_train)
-        train_embeddings, val_embeddings = self.embed(train_texts, progress), self.embed(val_texts, progress)
-        self.semantic_coef, self.semantic_intercept = _one_vs_rest(train_embeddings, y_train, config.semantic_C)
+        lexical_oof = np.zeros(targets.shape)
+        semantic_oof = np.zeros(targets.shape)
+        for fit_rows, held_rows in fold_indices(samples, config.folds, config.seed):
+            lexical, (coef, intercept), _ = self._fit_views(
+                [texts[i] for i in fit_rows], targets[fit_rows], embeddings[fit_rows])
+            lexical_oof[held_rows] = lexical.scores([texts[i] for i in held_rows])
+            semantic_oof[held_rows] = embeddings[held_rows] @ coef.T + intercept
 
-        lexical_val = self.lexical.scores(val_texts)
-        semantic_val = val_embeddings @ self.semantic_coef.T + self.semantic_intercept
         weights = np.linspace(0, 1, 21)
-        top1 = [calibration.top1_hits(w * lexical_val + (1 - w) * semantic_val, y_val).mean() for w in weights]
+        top1 = [calibration.top1_hits(w * lexical_oof + (1 - w) * semantic_oof, targets).mean() for w in weights]
         self.fusion_weight = float(weights[int(np.argmax(top1))])
-        fused = self.fusion_weight * lexical_val + (1 - self.fusion_weight) * semantic_val
-        self.platt = calibration.fit_platt(fused, y_val)
+        fused = self.fusion_weight * lexical_oof + (1 - self.fusion_weight) * semantic_oof
+        self.platt = calibration.fit_platt(fused, targets)
         probabilities = calibration.sigmoid(self.platt[0] * fused + self.platt[1])
-        self.thresholds = calibration.choose_thresholds(probabilities, y_val)
+        self.thresholds = calibration.choose_thresholds(probabilities, targets)
+        self.lexical, (self.semantic_coef, self.semantic_intercept), fitted = self._fit_views(
+            texts, targets, embeddings)
 
         chosen = self.decide(probabilities)
-        truth = [labels for _, labels in validation]
         predicted = [[self.label_map.labels[j] for j in np.flatnonzero(row)] for row in chosen]
-        report = classification_report(truth, predicted, probabilities, list(self.label_map.labels))
+        report = classification_report([labels for _, labels in samples], predicted, probabilities,
+                                       list(self.label_map.labels))
+        hits = (chosen & (targets == 1)).sum()
         self.training_metrics = {
             "f1": report["micro_f1"], "macro_f1": report["macro_f1"], "accuracy": report["accuracy"],
             "top1_precision": report["top1_precision"],
-            "precision": float((chosen & (y_val == 1)).sum() / max(1, chosen.sum())),
-            "recall": float((chosen & (y_val == 1)).sum() / max(1, y_val.sum())),
-            "loss": float(calibration.binary_cross_entropy(probabilities, y_val)),
-            "fusion_weight": self.fusion_weight, "train_samples": len(train),
-            "validation_samples": len(validation), "train_seconds": time.perf_counter() - started,
+            "precision": float(hits / max(1, chosen.sum())), "recall": float(hits / max(1, targets.sum())),
+            "loss": calibration.binary_cross_entropy(probabilities, targets),
+            "fusion_weight": self.fusion_weight, "samples": len(samples), "train_samples": fitted,
+            "folds": config.folds, "train_seconds": time.perf_counter() - started,
         }
         return self.training_metrics
 

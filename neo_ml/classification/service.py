@@ -78,8 +78,8 @@ class MLClassificationService:
         return self.model
 
     def fine_tune(self, labeled_data: list[LabeledText], batch_size: int = 32, max_length: int = 256,
-                  validation_fraction: float = 0.15, seed: int = 0, progress: bool = False) -> dict[str, float]:
-        """Train on (text, labels) pairs and save to the checkpoint folder; returns validation metrics.
+                  folds: int = 5, seed: int = 0, progress: bool = False) -> dict[str, float]:
+        """Train on (text, labels) pairs and save to the checkpoint folder; returns out-of-fold metrics.
 
         The encoder is used frozen (see ``classification.model``). A failed run
         leaves the previous checkpoint in place.
@@ -89,7 +89,7 @@ class MLClassificationService:
         samples = [parse_sample({"text": text, "taxonomy_codes": labels}, "labeled_data", n)
                    for n, (text, labels) in enumerate(labeled_data)]
         config = ClassifierConfig(encoder=self.model_name, max_length=max_length, batch_size=batch_size,
-                                  validation_fraction=validation_fraction, seed=seed)
+                                  folds=folds, seed=seed)
         model = TaxonomyClassifier(config)
         metrics = model.fit(samples, progress=progress)
         save_classifier(model, self.checkpoint_dir, metrics)

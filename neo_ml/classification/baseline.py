@@ -1,9 +1,9 @@
 """TF-IDF with a linear model: the lexical baseline every classifier figure is shown beside.
 
-Sublinear TF-IDF over words (min_df 2) and a LinearSVC per label (one-vs-rest),
-as in ``shared/BENCHMARKS.md`` (0.851 accuracy on 20NG). Single-label data
-predicts the best-scoring label; multi-label data predicts every label whose
-margin is positive, and at least the best one.
+It is the classifier's lexical view alone (sublinear TF-IDF, min_df 2, a
+LinearSVC per label; 0.851 accuracy on 20NG in shared/BENCHMARKS.md).
+Single-label data predicts the best-scoring label; multi-label data predicts
+every label with a positive margin, and at least the best one.
 """
 
 from __future__ import annotations
@@ -11,29 +11,23 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
-from sklearn.svm import LinearSVC
 
+from neo_ml.classification.lexical import LexicalScorer
 from neo_ml.classification.metrics import classification_report
 from neo_ml.data.text import LabeledText
 
 
 class TfidfLinearBaseline:
-    def __init__(self, C: float = 1.0, min_df: int = 2, seed: int = 0):
+    def __init__(self, C: float = 1.0, min_df: int = 2):
         self.binarizer = MultiLabelBinarizer()
-        self.pipeline = make_pipeline(
-            TfidfVectorizer(sublinear_tf=True, min_df=min_df),
-            OneVsRestClassifier(LinearSVC(C=C, random_state=seed)),
-        )
+        self.lexical = LexicalScorer(C=C, min_df=min_df)
 
     def fit(self, samples: list[LabeledText]) -> TfidfLinearBaseline:
         texts, labels = zip(*samples, strict=True)
         targets = self.binarizer.fit_transform(labels)
         self.multi_label = bool((targets.sum(axis=1) > 1).any())
-        self.pipeline.fit(list(texts), targets)
+        self.lexical.fit(list(texts), targets)
         return self
 
     @property
@@ -41,7 +35,7 @@ class TfidfLinearBaseline:
         return list(self.binarizer.classes_)
 
     def decision_scores(self, texts: list[str]) -> np.ndarray:
-        return self.pipeline.decision_function(list(texts))
+        return self.lexical.scores(list(texts))
 
     def predict(self, texts: list[str]) -> list[list[str]]:
         scores = self.decision_scores(texts)

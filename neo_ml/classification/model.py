@@ -8,8 +8,9 @@ validation, and cut by per-label thresholds chosen on validation.
 
 On CPU the encoder stays frozen, so each text is encoded once (20NG's
 11,293 training documents take about 5.5 minutes at 256 tokens on 2 cores)
-and everything after that trains in seconds. A frozen MiniLM alone reaches
-0.787 test accuracy on 20NG, TF-IDF alone 0.851, and the fusion 0.861.
+and everything after that trains in seconds. On 20NG's test file a frozen
+MiniLM with logistic regression reaches 0.787 accuracy, TF-IDF with an SVM
+0.851, and their cross-fitted fusion 0.864 (README).
 """
 
 from __future__ import annotations

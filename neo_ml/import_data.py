@@ -11,13 +11,12 @@ Prints what it wrote as one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from neo_ml.cli import run_command
 from neo_ml.data import db as database
 from neo_ml.data.corpora import load_movielens_100k, load_movielens_titles
 from neo_ml.data.interactions import read_interactions_json
-from neo_ml.errors import NeoMLError
 
 
 def movielens_interactions():
@@ -34,20 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replace", action="store_true", help="delete existing interactions first")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> dict:
         if args.data == "ml-100k":
             frame, titles = movielens_interactions(), load_movielens_titles()
         else:
             frame, titles = read_interactions_json(args.data).interactions, None
         engine = database.connect(args.database)
         written = database.import_interactions(engine, frame, replace=args.replace, titles=titles)
-    except (NeoMLError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"database": engine.url.render_as_string(hide_password=True), "interactions": written}))
-    return 0
+        return {"database": engine.url.render_as_string(hide_password=True), "interactions": written}
+
+    return run_command(body, args.debug)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ message on bad input (``--debug`` for a traceback).
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from neo_ml.classification.checkpoint import save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.metrics import classification_report
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
+from neo_ml.cli import run_command
 from neo_ml.data.corpora import TEXT_CHECKSUMS, TEXT_CORPORA, load_text_corpus
 from neo_ml.data.text import read_classification_json
 from neo_ml.errors import NeoMLError
@@ -71,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body() -> dict:
         if args.max_length <= 0 or args.batch_size <= 0 or args.folds < 2:
             raise NeoMLError("--max-length and --batch-size must be positive, --folds at least 2")
         train, test, checksum = load_training_data(args.data)
@@ -84,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if test is not None:
             metrics |= {f"test_{k}": v for k, v in evaluate(model, test, not args.no_progress).items()}
         save_classifier(model, args.output, metrics, checksum)
-    except (NeoMLError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"output": str(args.output), "data": args.data, **metrics}))
-    return 0
+        return {"output": str(args.output), "data": args.data, **metrics}
+
+    return run_command(body, args.debug)
 
 
 if __name__ == "__main__":

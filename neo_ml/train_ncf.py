@@ -14,7 +14,6 @@ Exit status 1 with a one-line message on bad input (``--debug`` for a traceback)
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from dataclasses import dataclass, field, fields
@@ -24,6 +23,7 @@ import pandas as pd
 import torch
 
 from neo_ml.checkpoints import file_sha256
+from neo_ml.cli import run_command
 from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k
 from neo_ml.data.interactions import HeldOutCase, interactions_checksum, read_interactions_json
@@ -116,22 +116,17 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body() -> dict:
         _check_args(args)
         if args.threads:
             torch.set_num_threads(args.threads)
         config = NCFConfig(**{f.name: getattr(args, f.name) for f in fields(NCFConfig) if hasattr(args, f.name)})
         data = load_training_data(args.data)
         metrics, _, _ = run_training(data, config, args.output, args.split_seed, progress=not args.no_progress)
-    except (NeoMLError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"output": str(args.output), "data": data.source, **metrics}))
-    return 0
+        return {"output": str(args.output), "data": data.source, **metrics}
+
+    return run_command(body, args.debug)
 
 
 if __name__ == "__main__":

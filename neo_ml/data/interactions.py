@@ -18,7 +18,6 @@ Every error names the file, the record and the field.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neo_ml.data.documents import read_json, records_and_metadata
 from neo_ml.data.splits import build_id_maps
 from neo_ml.errors import DataFormatError
 
@@ -154,33 +154,15 @@ def _held_out(rows: Any, source: str) -> list[HeldOutCase]:
 
 def parse_interaction_document(document: Any, source: str = "<memory>") -> InteractionDataset:
     """A decoded JSON document in either format -> InteractionDataset, or DataFormatError."""
-    if not isinstance(document, dict):
-        raise DataFormatError("expected a JSON object with 'interactions'", source=source)
-    rows = document.get("interactions")
-    if rows is None:
-        raise DataFormatError("missing", source=source, field="interactions")
-    if not isinstance(rows, list):
-        raise DataFormatError("expected a list", source=source, field="interactions")
-    if not rows:
-        raise DataFormatError("is empty; nothing to train on", source=source, field="interactions")
+    rows, metadata = records_and_metadata(document, "interactions", source)
     frame = interactions_frame([parse_interaction(row, source, n) for n, row in enumerate(rows)])
     held = _held_out(document["held_out_test"], source) if "held_out_test" in document else []
-    metadata = document.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise DataFormatError("expected an object", source=source, field="metadata")
     return InteractionDataset(frame, held, metadata, source)
 
 
 def read_interactions_json(path: str | Path) -> InteractionDataset:
     """Read and check an interactions JSON file (seed format or backend export)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError("file not found", source=str(path))
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"not valid JSON ({exc})", source=str(path)) from exc
-    return parse_interaction_document(document, str(path))
+    return parse_interaction_document(read_json(path), str(path))
 
 
 def load_interaction_data(data_path: str | Path) -> tuple[list[dict], dict[str, int], dict[str, int]]:

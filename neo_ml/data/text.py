@@ -14,7 +14,6 @@ Every error names the file, the record and the field.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neo_ml.data.documents import read_json, records_and_metadata
 from neo_ml.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -62,19 +62,8 @@ def parse_sample(row: Any, source: str, record: int) -> LabeledText:
 
 
 def parse_classification_document(document: Any, source: str = "<memory>") -> ClassificationDataset:
-    if not isinstance(document, dict):
-        raise DataFormatError("expected a JSON object with 'samples'", source=source)
-    rows = document.get("samples")
-    if rows is None:
-        raise DataFormatError("missing", source=source, field="samples")
-    if not isinstance(rows, list):
-        raise DataFormatError("expected a list", source=source, field="samples")
-    if not rows:
-        raise DataFormatError("is empty; nothing to train on", source=source, field="samples")
+    rows, metadata = records_and_metadata(document, "samples", source)
     samples = [parse_sample(row, source, n) for n, row in enumerate(rows)]
-    metadata = document.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise DataFormatError("expected an object", source=source, field="metadata")
     declared = metadata.get("num_samples")
     if isinstance(declared, int) and declared != len(samples):
         log.warning("%s: metadata says %d samples, the file has %d", source, declared, len(samples))
@@ -82,14 +71,7 @@ def parse_classification_document(document: Any, source: str = "<memory>") -> Cl
 
 
 def read_classification_json(path: str | Path) -> ClassificationDataset:
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError("file not found", source=str(path))
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"not valid JSON ({exc})", source=str(path)) from exc
-    return parse_classification_document(document, str(path))
+    return parse_classification_document(read_json(path), str(path))
 
 
 def load_classification_data(data_path: str | Path) -> list[LabeledText]:

@@ -14,7 +14,6 @@ Exit status 1 with a one-line message on bad input (``--debug`` for a traceback)
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,8 +31,6 @@ from neo_ml.errors import NeoMLError
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
 from neo_ml.ncf.train import NCFConfig, TrainResult, train_ncf_model
-
-log = logging.getLogger("neo_ml.train_ncf")
 
 
 @dataclass

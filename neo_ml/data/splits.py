@@ -34,13 +34,6 @@ class IdMap:
     def from_ids(cls, ids) -> IdMap:
         return cls(tuple(_natural_order(ids)))
 
-    @classmethod
-    def from_dict(cls, mapping: dict[str, int]) -> IdMap:
-        ordered = sorted(mapping.items(), key=lambda kv: kv[1])
-        if [index for _, index in ordered] != list(range(len(ordered))):
-            raise DataFormatError("id map indices must be 0..n-1 without gaps")
-        return cls(tuple(key for key, _ in ordered))
-
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -79,7 +72,6 @@ class LeaveOneOutSplit:
     users: IdMap
     items: IdMap
     train: np.ndarray
-    train_timestamps: np.ndarray
     validation_items: np.ndarray
     test_items: np.ndarray
     validation_negatives: np.ndarray
@@ -119,7 +111,7 @@ class LeaveOneOutSplit:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(
             tmp, users=np.array(self.users.ids), items=np.array(self.items.ids),
-            train=self.train, train_timestamps=self.train_timestamps,
+            train=self.train,
             validation_items=self.validation_items, test_items=self.test_items,
             validation_negatives=self.validation_negatives, test_negatives=self.test_negatives,
             seed=np.array(self.seed))
@@ -130,7 +122,7 @@ class LeaveOneOutSplit:
         with np.load(path, allow_pickle=False) as npz:
             return cls(
                 users=IdMap(tuple(npz["users"].tolist())), items=IdMap(tuple(npz["items"].tolist())),
-                train=npz["train"], train_timestamps=npz["train_timestamps"],
+                train=npz["train"],
                 validation_items=npz["validation_items"], test_items=npz["test_items"],
                 validation_negatives=npz["validation_negatives"],
                 test_negatives=npz["test_negatives"], seed=int(npz["seed"]))
@@ -252,7 +244,6 @@ def _held_out_split(users: IdMap, items: IdMap, frame: pd.DataFrame, val_mask: n
     return LeaveOneOutSplit(
         users=users, items=items,
         train=train[["user", "item"]].to_numpy(np.int64),
-        train_timestamps=train["timestamp"].to_numpy(np.int64),
         validation_items=held(val_mask), test_items=held(test_mask),
         validation_negatives=val_negatives, test_negatives=test_negatives, seed=seed)
 

@@ -73,9 +73,6 @@ class NCFService:
             self._indptr = checkpoint["user_items_indptr"].numpy()
             self._items_flat = checkpoint["user_items"].numpy()
             self._popularity = checkpoint["item_popularity"].numpy()
-            self.checkpoint_info = {k: checkpoint[k] for k in
-                                    ("architecture", "config", "training_metrics", "data_checksum",
-                                     "package_versions", "created_at") if k in checkpoint}
             model = model_from_checkpoint(checkpoint)
             log.info("Loaded NCF %s from %s: %s", checkpoint["architecture"], self.model_path,
                      checkpoint["training_metrics"])

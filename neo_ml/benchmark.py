@@ -1,6 +1,7 @@
 """Benchmark suites that print figures: quality on the published protocols and serving latency.
 
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
+    python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
 
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
@@ -129,7 +130,7 @@ def benchmark_75_25(ratings: pd.DataFrame, seeds, variants=None, k: int = 10) ->
     return out
 
 
-def _percentiles(samples: list[float]) -> dict:
+def latency_percentiles(samples: list[float]) -> dict:
     ms = np.array(samples) * 1e3
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "calls": len(ms)}
 
@@ -159,7 +160,7 @@ def benchmark_latency(trained, split: LeaveOneOutSplit, ratings: pd.DataFrame, c
             service.recommend(user, 10)
             recommend.append(time.perf_counter() - started)
         engine.dispose()
-    return {"predict_batch_10": _percentiles(batch), "recommend_top10_sqlite": _percentiles(recommend),
+    return {"predict_batch_10": latency_percentiles(batch), "recommend_top10_sqlite": latency_percentiles(recommend),
             "torch_threads": torch.get_num_threads()}
 
 
@@ -212,11 +213,18 @@ def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neo_ml.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("suite", choices=["ncf"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    parser.add_argument("--quick", action="store_true", help="default model only, one seed, no 75/25")
+    parser.add_argument("suite", choices=["ncf", "classifier"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="ncf: training seeds")
+    parser.add_argument("--corpora", nargs="+", default=None, help="classifier: corpora to run (default all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="ncf: default model, one seed, no 75/25; classifier: R8 and small data only")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
     args = parser.parse_args(argv)
+    if args.suite == "classifier":
+        from neo_ml.classification.benchmark import CORPORA, run_classifier_benchmark
+
+        run_classifier_benchmark(args.corpora or CORPORA, quick=args.quick, output=args.output)
+        return 0
     seeds = args.seeds[:1] if args.quick else args.seeds
     run_ncf_benchmark(seeds, quick=args.quick, output=args.output)
     return 0

@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.preprocessing import MultiLabelBinarizer
 
 from neo_ml.checkpoints import file_sha256
+from neo_ml.classification import calibration
 from neo_ml.classification.checkpoint import save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.metrics import classification_report
@@ -45,14 +47,21 @@ def load_training_data(spec: str):
 
 
 def evaluate(model: TaxonomyClassifier, test, progress: bool = False) -> dict:
-    texts = [text for text, _ in test]
+    """Test metrics, and how often the top-1 prediction is right per confidence bin."""
+    texts, truth = [text for text, _ in test], [labels for _, labels in test]
     started = time.perf_counter()
     probabilities = model.predict_proba(texts, model.embed(texts, progress))
     chosen = model.decide(probabilities)
-    predicted = [[model.label_map.labels[j] for j in np.flatnonzero(row)] for row in chosen]
-    report = classification_report([labels for _, labels in test], predicted, probabilities,
-                                   list(model.label_map.labels))
-    return {**report, "seconds": time.perf_counter() - started}
+    seconds = time.perf_counter() - started
+    labels = list(model.label_map.labels)
+    predicted = [[labels[j] for j in np.flatnonzero(row)] for row in chosen]
+    report = classification_report(truth, predicted, probabilities, labels)
+    confidence = probabilities.max(axis=1)
+    correct = calibration.top1_hits(probabilities, MultiLabelBinarizer(classes=labels).fit_transform(truth))
+    confident = confidence >= 0.9
+    return {**report, "confident_share": float(confident.mean()),
+            "confident_accuracy": float(correct[confident].mean()) if confident.any() else float("nan"),
+            "reliability": calibration.reliability_table(confidence, correct), "seconds": seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,21 +73,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="Hugging Face folder or name")
     parser.add_argument("--max-length", type=int, default=defaults.max_length)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help="epochs of top-layer fine-tuning; 0 keeps the encoder frozen")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--tuned-layers", type=int, default=defaults.tuned_layers,
+                        help="top transformer layers to fine-tune (the encoder's depth: all of them)")
     parser.add_argument("--folds", type=int, default=defaults.folds,
-                        help="cross-fitting folds that choose fusion, calibration and thresholds")
+                        help="frozen encoder: cross-fitting folds that choose fusion, calibration and thresholds")
+    parser.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction,
+                        help="fine-tuning: the share held out to choose the epoch, fusion, calibration, thresholds")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
 
     def body() -> dict:
-        if args.max_length <= 0 or args.batch_size <= 0 or args.folds < 2:
-            raise NeoMLError("--max-length and --batch-size must be positive, --folds at least 2")
+        if min(args.max_length, args.batch_size, args.learning_rate, args.tuned_layers) <= 0 or args.epochs < 0:
+            raise NeoMLError("--max-length, --batch-size, --learning-rate, --tuned-layers must be positive, "
+                             "--epochs at least 0")
+        if args.folds < 2 or not 0 < args.validation_fraction < 1:
+            raise NeoMLError("--folds must be at least 2 and --validation-fraction between 0 and 1")
         train, test, checksum = load_training_data(args.data)
         config = ClassifierConfig(encoder=args.encoder, max_length=args.max_length, batch_size=args.batch_size,
-                                  folds=args.folds, seed=args.seed)
+                                  epochs=args.epochs, learning_rate=args.learning_rate,
+                                  tuned_layers=args.tuned_layers, folds=args.folds,
+                                  validation_fraction=args.validation_fraction, seed=args.seed)
         model = TaxonomyClassifier(config)
-        metrics = {f"oof_{k}": v for k, v in model.fit(train, progress=not args.no_progress).items()}
+        metrics = {f"validation_{k}": v for k, v in model.fit(train, progress=not args.no_progress).items()}
         if test is not None:
             metrics |= {f"test_{k}": v for k, v in evaluate(model, test, not args.no_progress).items()}
         save_classifier(model, args.output, metrics, checksum)

@@ -140,9 +140,9 @@ def test_training_command_on_a_small_real_json_file(tmp_path, dewey_subset, caps
     output = tmp_path / "production_v1"
     assert main(["--data", str(data), "--output", str(output), "--max-length", "64", "--no-progress"]) == 0
     metrics = json.loads(capsys.readouterr().out)
-    assert 0 <= metrics["oof_f1"] <= 1 and metrics["oof_samples"] == 120
+    assert 0 <= metrics["validation_f1"] <= 1 and metrics["validation_samples"] == 120
     # small data is augmented, training parts only: two variants per original at most
-    assert metrics["oof_train_samples"] == 3 * 120
+    assert metrics["validation_train_samples"] == 3 * 120
     assert (output / "manifest.json").is_file()
 
 

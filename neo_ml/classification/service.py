@@ -28,6 +28,7 @@ from neo_ml.errors import CheckpointError, InvalidRequestError
 from neo_ml.ncf.service import check_top_k
 
 log = logging.getLogger(__name__)
+_DEFAULTS = ClassifierConfig()
 
 
 class ClassifierNotFoundError(CheckpointError, FileNotFoundError):
@@ -77,19 +78,31 @@ class MLClassificationService:
                     log.info("Loaded classifier %s from %s", self.model_version, self.checkpoint_dir)
         return self.model
 
-    def fine_tune(self, labeled_data: list[LabeledText], batch_size: int = 32, max_length: int = 256,
-                  folds: int = 5, seed: int = 0, progress: bool = False) -> dict[str, float]:
-        """Train on (text, labels) pairs and save to the checkpoint folder; returns out-of-fold metrics.
+    @property
+    def labels(self) -> list[str]:
+        """The taxonomy codes the served model knows, in its column order."""
+        return list(self._load_model().label_map.labels)
 
-        The encoder is used frozen (see ``classification.model``). A failed run
-        leaves the previous checkpoint in place.
+    def fine_tune(self, labeled_data: list[LabeledText], epochs: int = _DEFAULTS.epochs,
+                  batch_size: int = _DEFAULTS.batch_size, learning_rate: float = _DEFAULTS.learning_rate,
+                  max_length: int = _DEFAULTS.max_length, tuned_layers: int = _DEFAULTS.tuned_layers,
+                  folds: int = _DEFAULTS.folds, validation_fraction: float = _DEFAULTS.validation_fraction,
+                  seed: int = _DEFAULTS.seed, progress: bool = False) -> dict[str, float]:
+        """Train on (text, labels) pairs and save to the checkpoint folder; returns held-out metrics.
+
+        ``epochs=0`` keeps the encoder frozen (choices cross-fitted over
+        ``folds``); otherwise its top ``tuned_layers`` are fine-tuned and the
+        epoch, fusion, calibration and thresholds are chosen on a validation
+        split (see ``classification.model``). A failed run leaves the previous
+        checkpoint in place.
         """
         if not labeled_data:
             raise InvalidRequestError("labeled_data is empty")
         samples = [parse_sample({"text": text, "taxonomy_codes": labels}, "labeled_data", n)
                    for n, (text, labels) in enumerate(labeled_data)]
         config = ClassifierConfig(encoder=self.model_name, max_length=max_length, batch_size=batch_size,
-                                  folds=folds, seed=seed)
+                                  epochs=epochs, learning_rate=learning_rate, tuned_layers=tuned_layers,
+                                  folds=folds, validation_fraction=validation_fraction, seed=seed)
         model = TaxonomyClassifier(config)
         metrics = model.fit(samples, progress=progress)
         save_classifier(model, self.checkpoint_dir, metrics)

@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup main test lint benchmark clean
+.PHONY: setup main test lab benchmark notebooks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,25 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 setup: $(VENV)/.installed
 
-# Main job: train NCF on MovieLens-100k and benchmark it against its baselines.
+# Main job: the four notebooks on real data (configs/default.yaml) into outputs/runs/default/.
 main: setup
-	$(PY) -m neo_ml.train_ncf --data ml-100k --output models/ncf_benchmark_v1.pt
-	$(PY) -m neo_ml.benchmark ncf
+	$(PY) -m neo_ml.pipeline --config configs/default.yaml --run-name default
 
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+lab: setup
+	$(PY) -m pip install --quiet -e ".[dev,lab]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Re-execute the committed notebooks with their default parameters (their outputs are nbval's reference).
+notebooks: setup
+	$(PY) -m neo_ml.workbook refresh
+
 benchmark: setup
 	$(PY) -m neo_ml.benchmark ncf
+	$(PY) -m neo_ml.benchmark classifier
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -135,6 +135,18 @@ def latency_percentiles(samples: list[float]) -> dict:
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "calls": len(ms)}
 
 
+def time_calls(call, arguments: list, warmup: int = 20) -> list[float]:
+    """Seconds per ``call(*args)`` for each tuple in ``arguments``, after ``warmup`` untimed calls."""
+    for args in arguments[:warmup]:
+        call(*args)
+    samples = []
+    for args in arguments:
+        started = time.perf_counter()
+        call(*args)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def benchmark_latency(trained, split: LeaveOneOutSplit, ratings: pd.DataFrame, calls: int = 2000) -> dict:
     """p50/p95 of NCFService calls on a checkpoint and a SQLite database of all ratings."""
     rng = np.random.default_rng(0)
@@ -148,17 +160,9 @@ def benchmark_latency(trained, split: LeaveOneOutSplit, ratings: pd.DataFrame, c
         service = NCFService(db=engine, model_path=checkpoint)
         users = rng.choice(np.array(split.users.ids), calls)
         item_sets = rng.choice(np.array(split.items.ids), (calls, 10))
-        for user in users[:100]:  # warm-up: model load, query compilation, allocator
-            service.recommend(user, 10)
-            service.predict_batch(user, item_sets[0].tolist())
-        batch, recommend = [], []
-        for user, items in zip(users, item_sets, strict=True):
-            started = time.perf_counter()
-            service.predict_batch(user, items.tolist())
-            batch.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            service.recommend(user, 10)
-            recommend.append(time.perf_counter() - started)
+        batch = time_calls(service.predict_batch, [(u, items.tolist()) for u, items in zip(users, item_sets,
+                                                                                          strict=True)], 100)
+        recommend = time_calls(service.recommend, [(u, 10) for u in users], 100)
         engine.dispose()
     return {"predict_batch_10": latency_percentiles(batch), "recommend_top10_sqlite": latency_percentiles(recommend),
             "torch_threads": torch.get_num_threads()}

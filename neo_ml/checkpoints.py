@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import tempfile
@@ -41,6 +42,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json(path: str | Path, document) -> Path:
+    """Atomically write ``document`` as indented JSON (values JSON cannot hold are written as text)."""
+    text = json.dumps(document, indent=2, default=str)
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -50,3 +50,10 @@ def default_ncf_checkpoint() -> Path:
 def classification_models_dir() -> Path:
     """Classifier checkpoint folders: benchmark_v1/, production_v1/, ..."""
     return models_dir() / "classification"
+
+
+def run_dir(value: str | Path | None = None) -> Path:
+    """A notebook's run folder: the one the pipeline passes, or ``outputs/runs/notebooks`` when run by hand."""
+    folder = Path(value).expanduser().resolve() if value else outputs_dir() / "runs" / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -40,7 +40,9 @@ def resolve_encoder(name_or_path: str | Path | None) -> str:
 def load_encoder(name_or_path: str | Path | None = None):
     """(tokenizer, model) in eval mode. A local folder never touches the network."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # bars for a 90 MB local file only clutter logs and notebooks
     source = resolve_encoder(name_or_path)
     local = Path(source).is_dir()
     if local:

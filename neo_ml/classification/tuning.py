@@ -29,7 +29,7 @@ from neo_ml.errors import NeoMLError
 
 @dataclass
 class TuningResult:
-    epochs: list[dict]  # per epoch: train_loss, validation_loss, validation_top1
+    epochs: list[dict]  # per epoch: train_loss, validation_loss, validation_top1, validation_f1
     best_epoch: int
     seconds: float
 
@@ -160,14 +160,13 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
-        validation_loss, validation_top1 = _validate(top, cache, validation_rows, labels, batch_size)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "validation_loss": validation_loss,
-                        "validation_top1": validation_top1})
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                        **_validate(top, cache, validation_rows, labels, batch_size)})
         if progress:
-            print(f"  epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  validation loss "
-                  f"{validation_loss:.4f}  validation top-1 {validation_top1:.4f}", flush=True)
-        if validation_loss < best_loss:
-            best_loss, best_state = validation_loss, copy.deepcopy(top.layers.state_dict())
+            print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                   for k, v in history[-1].items()), flush=True)
+        if history[-1]["validation_loss"] < best_loss:
+            best_loss, best_state = history[-1]["validation_loss"], copy.deepcopy(top.layers.state_dict())
     top.layers.load_state_dict(best_state)
     transformer_layers(model)[-layers:].load_state_dict(top.layers.state_dict())
     embeddings = _pooled_embeddings(top, cache, batch_size)
@@ -177,14 +176,18 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
 
 @torch.inference_mode()
 def _validate(top: TopLayers, cache: LowerLayerCache, rows: np.ndarray, labels: torch.Tensor,
-              batch_size: int) -> tuple[float, float]:
+              batch_size: int) -> dict[str, float]:
+    """The head's validation loss, top-1 precision and micro-F1 (sigmoid >= 0.5, at least the best label)."""
+    from sklearn.metrics import f1_score
+
     top.eval()
-    total, hits = 0.0, 0
-    for batch in cache.batches(rows, batch_size):
-        logits = top(*cache.padded(batch))
-        total += nn.functional.binary_cross_entropy_with_logits(logits, labels[batch], reduction="sum").item()
-        hits += int(labels[batch][torch.arange(len(batch)), logits.argmax(1)].sum())
-    return total / (len(rows) * labels.shape[1]), hits / len(rows)
+    logits = torch.cat([top(*cache.padded(batch)) for batch in cache.batches(rows, batch_size)])
+    truth = labels[np.concatenate(cache.batches(rows, batch_size))]
+    chosen = logits >= 0
+    chosen[torch.arange(len(logits)), logits.argmax(1)] = True
+    return {"validation_loss": nn.functional.binary_cross_entropy_with_logits(logits, truth).item(),
+            "validation_top1": float(truth[torch.arange(len(logits)), logits.argmax(1)].mean()),
+            "validation_f1": float(f1_score(truth.numpy(), chosen.numpy(), average="micro", zero_division=0))}
 
 
 @torch.inference_mode()

@@ -1,0 +1,74 @@
+"""The papermill pipeline: a tiny real run end to end, and bad configs refused before any training."""
+
+import json
+
+import pytest
+
+from neo_ml import paths
+from neo_ml.pipeline import STAGES, PipelineError, load_config, main, run_pipeline
+
+TINY = paths.PROJECT_ROOT / "configs" / "tiny.yaml"
+RUN_STAGES = list(STAGES)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("outputs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEO_ML_OUTPUTS_DIR", str(outputs))
+        return run_pipeline(TINY, "tiny", stages=RUN_STAGES, progress=False)
+
+
+def test_the_run_folder_holds_notebooks_metrics_plots_report_and_manifest(tiny_run):
+    for stage in RUN_STAGES:
+        executed = json.loads((tiny_run / "notebooks" / STAGES[stage]).read_text())
+        assert all(not any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+                   for cell in executed["cells"])
+    plots = {p.stem for p in (tiny_run / "plots").glob("*.png")}
+    assert {"interaction_long_tail", "interactions_per_user", "class_distribution", "text_lengths",
+            "ncf_training_curves", "ncf_baselines", "classifier_training_curves", "per_class_f1",
+            "confusion_matrix", "reliability_diagram", "latency"} <= plots
+    report = (tiny_run / "report.md").read_text()
+    assert all(f"plots/{name}.png" in report for name in plots)
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    assert set(manifest["seconds"]) == set(RUN_STAGES) and manifest["parameters"]["ncf"]["EPOCHS"] == 2
+    assert manifest["data_checksums"]["ml-100k"].startswith("50895172")
+    assert "torch" in manifest["package_versions"]
+    assert (tiny_run / "models" / "ncf_benchmark_v1.pt").is_file()
+    assert (tiny_run / "models" / "classification" / "benchmark_v1" / "manifest.json").is_file()
+    assert (tiny_run / "data" / "neo_alexandria.db").is_file()
+
+
+def test_stage_metrics_are_recorded(tiny_run):
+    prepare = json.loads((tiny_run / "metrics" / "prepare.json").read_text())
+    assert prepare["users"] == 943 and prepare["items"] == 1682 and prepare["texts"] == 120
+    ncf = json.loads((tiny_run / "metrics" / "ncf.json").read_text())
+    assert 0 < ncf["test_hr@10"] <= 1 and ncf["best_epoch"] in (1, 2)
+    classification = json.loads((tiny_run / "metrics" / "classification.json").read_text())
+    assert classification["test_documents"] == 100 and 0 < classification["test_micro_f1"] <= 1
+    checks = json.loads((tiny_run / "metrics" / "benchmark.json").read_text())["tables"]["checks"]
+    assert len(checks) == 7 and all(row["passed"] for row in checks)
+
+
+def _config(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ncf:\n  epochz: 3\n", r"section 'ncf': unknown key\(s\) \['epochz'\]"),
+    ("training:\n  epochs: 3\n", r"unknown section\(s\) \['training'\]"),
+    ("ncf: [1, 2]\n", "section 'ncf' must be a mapping"),
+    ("ncf:\n  data: [unclosed\n", "not valid YAML"),
+])
+def test_bad_configs_are_refused_naming_file_and_key(tmp_path, text, message):
+    with pytest.raises(PipelineError, match=message):
+        load_config(_config(tmp_path, text))
+
+
+def test_a_missing_data_file_stops_the_run_before_any_notebook(tmp_path, capsys):
+    config = _config(tmp_path, "ncf:\n  data: /nowhere/interactions.json\n")
+    assert main(["--config", str(config), "--run-name", "broken", "--no-progress"]) == 1
+    assert "ncf.data: data file /nowhere/interactions.json not found" in capsys.readouterr().err
+    assert not (paths.outputs_dir() / "runs" / "broken" / "notebooks").exists()

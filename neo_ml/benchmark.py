@@ -204,10 +204,16 @@ def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | No
     if not quick:
         report["75_25"] = benchmark_75_25(ratings, seeds)
     report["latency"] = benchmark_latency(trained, split, ratings, calls=500 if quick else 2000)
+    return finish_report(report, started, output, format_report)
+
+
+def finish_report(report: dict, started: float, output: Path | None, format_report) -> dict:
+    """Add provenance, write the JSON (``outputs/benchmarks/<suite>-<time>.json`` by default), print the tables."""
     report |= {"package_versions": package_versions(), "cpu_count": os.cpu_count(),
                "seconds": time.perf_counter() - started,
                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    output = output or paths.outputs_dir() / "benchmarks" / f"ncf-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    name = f"{report['suite']}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    output = output or paths.outputs_dir() / "benchmarks" / name
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2))
     print(format_report(report))

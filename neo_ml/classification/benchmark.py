@@ -16,10 +16,8 @@ median-length 20NG test document, in a fresh serving process.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import io
 import json
-import os
 import random
 import sys
 import tempfile
@@ -28,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neo_ml import paths
-from neo_ml.checkpoints import package_versions
+from neo_ml.benchmark import finish_report, latency_percentiles, time_calls
 from neo_ml.classification.baseline import evaluate_baseline
 from neo_ml.classification.checkpoint import save_classifier
 from neo_ml.classification.metrics import classification_report
@@ -111,8 +108,6 @@ def benchmark_latency(checkpoint: Path, calls: int = 300) -> dict:
     """p50/p95 of ``predict`` on the median-length 20NG test document, after 20 warm-up calls."""
     import torch
 
-    from neo_ml.benchmark import latency_percentiles, time_calls
-
     _, test, _ = load_training_data("20ng")
     texts = sorted((t for t, _ in test), key=lambda t: len(t.split()))
     document = texts[len(texts) // 2]
@@ -189,12 +184,4 @@ def run_classifier_benchmark(corpora=CORPORA, quick: bool = False, output: Path 
                                             for seed in (SMALL_SEEDS[:1] if quick else SMALL_SEEDS)]
         if "20ng" in corpora:
             report["latency"] = latency_in_fresh_process(Path(tmp) / "20ng")
-    report |= {"package_versions": package_versions(), "cpu_count": os.cpu_count(),
-               "seconds": time.perf_counter() - started,
-               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    output = output or paths.outputs_dir() / "benchmarks" / f"classifier-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    print(format_report(report))
-    print(f"\nwritten: {output}")
-    return report
+    return finish_report(report, started, output, format_report)

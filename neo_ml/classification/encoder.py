@@ -55,24 +55,28 @@ def load_encoder(name_or_path: str | Path | None = None):
     return tokenizer, model.eval()
 
 
+def length_batches(lengths, rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``rows`` sorted by length and cut into batches, so each pads only to its own longest text."""
+    ordered = rows[np.argsort(np.asarray(lengths)[rows], kind="stable")]
+    return [ordered[start:start + batch_size] for start in range(0, len(ordered), batch_size)]
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The average of the token vectors that are not padding."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
 @torch.inference_mode()
 def embed(texts: list[str], tokenizer, model, max_length: int = 256, batch_size: int = 32,
           progress: bool = False) -> np.ndarray:
-    """Mean-pooled last-layer embeddings, one row per text.
-
-    Texts are sorted by length and batched, so each batch pads only to its
-    own longest text (far less padding than batching in input order).
-    """
+    """Mean-pooled last-layer embeddings, one row per text, batched by length (far less padding)."""
     from tqdm.auto import tqdm
 
-    order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    starts = range(0, len(texts), batch_size)
-    for start in tqdm(starts, desc="encoding", disable=not progress, leave=False):
-        rows = order[start:start + batch_size]
+    batches = length_batches([len(t) for t in texts], np.arange(len(texts)), batch_size)
+    for rows in tqdm(batches, desc="encoding", disable=not progress, leave=False):
         batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length,
                           padding=True, return_tensors="pt")
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        out[rows] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy()
+        out[rows] = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]).numpy()
     return out

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neo_ml.classification.encoder import length_batches, mean_pool
 from neo_ml.errors import NeoMLError
 
 
@@ -56,17 +57,6 @@ def _run_layers(model, layers, hidden: torch.Tensor, mask: torch.Tensor) -> torc
     return hidden
 
 
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-
-
-def _length_batches(lengths: np.ndarray, rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Rows sorted by length and cut into batches, so each pads only to its own longest text."""
-    ordered = rows[np.argsort(lengths[rows], kind="stable")]
-    return [ordered[start:start + batch_size] for start in range(0, len(ordered), batch_size)]
-
-
 def _pad(states: list[torch.Tensor], rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     longest = max(len(states[i]) for i in rows)
     hidden = torch.zeros(len(rows), longest, states[rows[0]].shape[1])
@@ -88,7 +78,7 @@ class LowerLayerCache:
         lower = transformer_layers(model)[:split_layer]
         self.states: list[torch.Tensor] = [None] * len(texts)
         self.lengths = np.zeros(len(texts), dtype=int)
-        batches = _length_batches(np.array([len(t) for t in texts]), np.arange(len(texts)), batch_size)
+        batches = length_batches(np.array([len(t) for t in texts]), np.arange(len(texts)), batch_size)
         for rows in tqdm(batches, desc=f"caching layers 1-{split_layer}", disable=not progress, leave=False):
             batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length, padding=True,
                               return_tensors="pt")
@@ -102,7 +92,7 @@ class LowerLayerCache:
         return _pad(self.states, rows)
 
     def batches(self, rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
-        return _length_batches(self.lengths, rows, batch_size)
+        return length_batches(self.lengths, rows, batch_size)
 
 
 class TopLayers(nn.Module):
@@ -115,7 +105,7 @@ class TopLayers(nn.Module):
         self.head = nn.Linear(model.config.hidden_size, labels)
 
     def pooled(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return _mean_pool(_run_layers(self.model_config_holder[0], self.layers, hidden, mask), mask)
+        return mean_pool(_run_layers(self.model_config_holder[0], self.layers, hidden, mask), mask)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled(hidden, mask))
@@ -147,7 +137,7 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
     labels = torch.as_tensor(targets, dtype=torch.float32)
     loss_fn = nn.BCEWithLogitsLoss()
 
-    history, best_loss, best_state = [], float("inf"), None
+    history, best_epoch, best_state = [], 0, None
     for epoch in range(1, epochs + 1):
         top.train()
         losses = []
@@ -165,12 +155,11 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
         if progress:
             print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                    for k, v in history[-1].items()), flush=True)
-        if history[-1]["validation_loss"] < best_loss:
-            best_loss, best_state = history[-1]["validation_loss"], copy.deepcopy(top.layers.state_dict())
+        if not best_epoch or history[-1]["validation_loss"] < history[best_epoch - 1]["validation_loss"]:
+            best_epoch, best_state = epoch, copy.deepcopy(top.layers.state_dict())
     top.layers.load_state_dict(best_state)
     transformer_layers(model)[-layers:].load_state_dict(top.layers.state_dict())
     embeddings = _pooled_embeddings(top, cache, batch_size)
-    best_epoch = int(np.argmin([row["validation_loss"] for row in history])) + 1
     return embeddings, TuningResult(history, best_epoch, time.perf_counter() - started)
 
 
@@ -181,8 +170,9 @@ def _validate(top: TopLayers, cache: LowerLayerCache, rows: np.ndarray, labels: 
     from sklearn.metrics import f1_score
 
     top.eval()
-    logits = torch.cat([top(*cache.padded(batch)) for batch in cache.batches(rows, batch_size)])
-    truth = labels[np.concatenate(cache.batches(rows, batch_size))]
+    batches = cache.batches(rows, batch_size)
+    logits = torch.cat([top(*cache.padded(batch)) for batch in batches])
+    truth = labels[np.concatenate(batches)]
     chosen = logits >= 0
     chosen[torch.arange(len(logits)), logits.argmax(1)] = True
     return {"validation_loss": nn.functional.binary_cross_entropy_with_logits(logits, truth).item(),

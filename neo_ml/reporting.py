@@ -65,14 +65,29 @@ def plot_histogram(values: Sequence[float], xlabel: str, title: str, run_dir=Non
 
 
 def plot_bars(values: dict[str, float], ylabel: str, title: str, run_dir=None, name: str = "bars",
-              reference: float | None = None, reference_label: str | None = None):
+              reference: float | None = None, reference_label: str | None = None, xlabel: str = "class"):
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(values)), 3.8))
     ax.bar(list(values), list(values.values()), label=ylabel)
     if reference is not None:
         ax.axhline(reference, color="red", linestyle="--", label=reference_label)
-    ax.set(ylabel=ylabel, title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.tick_params(axis="x", rotation=60 if len(values) > 6 else 0)
     ax.legend()
+    return save(fig, run_dir, name)
+
+
+def plot_grouped_bars(rows: dict[str, dict[str, float]], ylabel: str, title: str, run_dir=None,
+                      name: str = "grouped_bars"):
+    """One group of bars per metric, one colour per row (model): ``{model: {metric: value}}``."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)  # metrics as the index, models as the columns
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(frame) * max(1, len(rows) / 2)), 3.8))
+    frame.plot.bar(ax=ax, rot=0)
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.3f", fontsize=7)
+    ax.set(xlabel="metric", ylabel=ylabel, title=title, ylim=(0, min(1.05, frame.to_numpy().max() * 1.15)))
+    ax.legend(title="model", fontsize=8)
     return save(fig, run_dir, name)
 
 

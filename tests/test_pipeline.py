@@ -27,7 +27,7 @@ def test_the_run_folder_holds_notebooks_metrics_plots_report_and_manifest(tiny_r
     plots = {p.stem for p in (tiny_run / "plots").glob("*.png")}
     assert {"interaction_long_tail", "interactions_per_user", "class_distribution", "text_lengths",
             "ncf_training_curves", "ncf_baselines", "classifier_training_curves", "per_class_f1",
-            "confusion_matrix", "reliability_diagram", "latency"} <= plots
+            "confusion_matrix", "reliability_diagram", "classifier_baselines", "latency"} <= plots
     report = (tiny_run / "report.md").read_text()
     assert all(f"plots/{name}.png" in report for name in plots)
     manifest = json.loads((tiny_run / "manifest.json").read_text())
@@ -46,6 +46,8 @@ def test_stage_metrics_are_recorded(tiny_run):
     assert 0 < ncf["test_hr@10"] <= 1 and ncf["best_epoch"] in (1, 2)
     classification = json.loads((tiny_run / "metrics" / "classification.json").read_text())
     assert classification["test_documents"] == 100 and 0 < classification["test_micro_f1"] <= 1
+    versus = classification["tables"]["classifier_vs_baseline"]
+    assert [row["model"] for row in versus] == ["classifier", "TF-IDF + LinearSVC"]
     checks = json.loads((tiny_run / "metrics" / "benchmark.json").read_text())["tables"]["checks"]
     assert len(checks) == 7 and all(row["passed"] for row in checks)
 

@@ -10,6 +10,7 @@ The public face::
 from neo_ml.classification.service import ClassificationResult, MLClassificationService
 from neo_ml.errors import (
     CheckpointError,
+    CheckpointIntegrityError,
     ColdStartError,
     DataFormatError,
     DataUnavailableError,
@@ -21,6 +22,7 @@ from neo_ml.ncf.service import NCFService
 
 __all__ = [
     "CheckpointError",
+    "CheckpointIntegrityError",
     "ClassificationResult",
     "MLClassificationService",
     "ColdStartError",

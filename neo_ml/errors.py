@@ -31,6 +31,10 @@ class CheckpointError(NeoMLError):
     """A checkpoint is missing fields, corrupt or of an unknown version."""
 
 
+class CheckpointIntegrityError(CheckpointError):
+    """A checkpoint's bytes do not match its SHA-256 manifest: truncated, tampered with or half written."""
+
+
 class InvalidRequestError(NeoMLError, ValueError):
     """A service call with arguments outside their range (e.g. top_k <= 0, empty text)."""
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
+from neo_ml.classification.service import MLClassificationService
+from neo_ml.data.corpora import load_text_corpus
 from neo_ml.data.interactions import InteractionDataset, dataset_to_document
 from neo_ml.data.splits import leave_one_out_split
 from neo_ml.data.synthetic import create_synthetic_interactions
@@ -57,3 +60,18 @@ def trained_checkpoint(tmp_path_factory, synthetic_json):
         args += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
     assert main(args) == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def dewey_subset():
+    train, test = load_text_corpus("20ng-dewey")
+    rng = random.Random(0)
+    return rng.sample(train, 300), rng.sample(test, 100)
+
+
+@pytest.fixture(scope="session")
+def trained_service(tmp_path_factory, dewey_subset):
+    folder = tmp_path_factory.mktemp("models") / "benchmark_v1"
+    service = MLClassificationService(model_path=folder)
+    metrics = service.fine_tune(dewey_subset[0], max_length=64, batch_size=32)
+    return service, metrics

@@ -44,19 +44,6 @@ def test_reliability_table_bins():
     assert sum(row["count"] for row in table) == 4
 
 
-@pytest.fixture(scope="module")
-def dewey_subset():
-    train, test = load_text_corpus("20ng-dewey")
-    rng = random.Random(0)
-    return rng.sample(train, 300), rng.sample(test, 100)
-
-
-@pytest.fixture(scope="module")
-def trained_service(tmp_path_factory, dewey_subset):
-    folder = tmp_path_factory.mktemp("models") / "benchmark_v1"
-    service = MLClassificationService(model_path=folder)
-    metrics = service.fine_tune(dewey_subset[0], max_length=64, batch_size=32)
-    return service, metrics
 
 
 def test_fine_tune_reports_validation_metrics_and_beats_chance(trained_service, dewey_subset):

@@ -12,15 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from safetensors.numpy import load_file, save_file
 
-from neo_ml.checkpoints import file_sha256, package_versions
+from neo_ml.checkpoints import file_sha256, package_versions, recover_folder, staging_folder, swap_in_folder
 from neo_ml.classification.model import TaxonomyClassifier
 from neo_ml.data.text import LabelMap
-from neo_ml.errors import CheckpointError
+from neo_ml.errors import CheckpointError, CheckpointIntegrityError
 
 MANIFEST = "manifest.json"
 
@@ -29,9 +28,7 @@ def save_classifier(model: TaxonomyClassifier, folder: str | Path, metrics: dict
                     data_checksum: str | None = None) -> Path:
     """Write the checkpoint beside ``folder`` and swap it in; a failure leaves the old one intact."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    staging.chmod(0o755)
+    staging = staging_folder(folder)
     try:
         model.save_encoder(staging)
         arrays, values = model.state()
@@ -43,36 +40,38 @@ def save_classifier(model: TaxonomyClassifier, folder: str | Path, metrics: dict
         manifest = {"files": files, "data_checksum": data_checksum, "package_versions": package_versions(),
                     "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        retired = None
-        if folder.exists():
-            retired = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(retired, ignore_errors=True)
-            folder.rename(retired)
-        staging.rename(folder)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+        swap_in_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
 def verify_checkpoint(folder: Path) -> dict:
-    """The manifest, after checking every listed file's sha256."""
+    """The manifest, after checking every listed file's sha256; a file it does not list is refused too."""
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise CheckpointError(f"{folder}: no {MANIFEST}; not a classifier checkpoint")
-    manifest = json.loads(manifest_path.read_text())
-    for name, digest in manifest["files"].items():
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        listed = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointIntegrityError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    present = {p.name for p in folder.iterdir() if p.name != MANIFEST}
+    unlisted = sorted(present - set(listed))
+    if unlisted:
+        raise CheckpointIntegrityError(f"{folder / unlisted[0]}: not in the manifest; the checkpoint was edited")
+    for name, digest in listed.items():
         path = folder / name
         if not path.is_file():
-            raise CheckpointError(f"{path}: listed in the manifest but missing")
+            raise CheckpointIntegrityError(f"{path}: listed in the manifest but missing")
         if file_sha256(path) != digest:
-            raise CheckpointError(f"{path}: checksum mismatch; the checkpoint is corrupt or was edited")
+            raise CheckpointIntegrityError(f"{path}: checksum mismatch; the checkpoint is corrupt or was edited")
     return manifest
 
 
 def load_classifier(folder: str | Path) -> TaxonomyClassifier:
     folder = Path(folder)
+    recover_folder(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no classifier checkpoint folder")
     verify_checkpoint(folder)

@@ -49,7 +49,7 @@ def load_encoder(name_or_path: str | Path | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
-        model = AutoModel.from_pretrained(source, local_files_only=local)
+        model = AutoModel.from_pretrained(source, local_files_only=local, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise EncoderNotFoundError(f"cannot load encoder {source!r}: {exc}") from exc
     return tokenizer, model.eval()

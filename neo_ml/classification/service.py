@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neo_ml import paths
+from neo_ml.checkpoints import recover_folder
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
@@ -72,6 +73,7 @@ class MLClassificationService:
         if self.model is None:
             with self._lock:
                 if self.model is None:
+                    recover_folder(self.checkpoint_dir)
                     if not self.checkpoint_dir.is_dir():
                         raise ClassifierNotFoundError(self.checkpoint_dir)
                     self.model = load_classifier(self.checkpoint_dir)

@@ -1,7 +1,9 @@
 """NCF checkpoints: the seed's keys plus what a served model and a reproducible run need.
 
 Only tensors, strings, numbers, lists and dicts are stored, so the file
-loads with ``torch.load(path, weights_only=True)``.
+loads with ``torch.load(path, weights_only=True)``: nothing in it can run
+code. ``<file>.sha256`` beside it holds its SHA-256, checked before the
+file is unpickled.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neo_ml.checkpoints import atomic_write, package_versions
+from neo_ml.checkpoints import package_versions, verify_file, write_verified
 from neo_ml.data.splits import IdMap
 from neo_ml.errors import CheckpointError, NCFModelNotFoundError
 from neo_ml.ncf.model import build_model
@@ -25,7 +27,7 @@ REQUIRED_KEYS = ("model_state_dict", "user_id_map", "item_id_map", "num_users", 
 def save_ncf_checkpoint(path: str | Path, model, config: dict, users: IdMap, items: IdMap,
                         known_pairs: np.ndarray, training_metrics: dict, training_history: list,
                         data_checksum: str, data_source: str) -> Path:
-    """Write the checkpoint atomically: a failed save never replaces a good file.
+    """Write the checkpoint and its checksum atomically: a failed save never replaces a good file.
 
     ``known_pairs`` are every (user, item) index pair of the input data, time
     ordered within each user; they give the served model each user's seen
@@ -56,14 +58,15 @@ def save_ncf_checkpoint(path: str | Path, model, config: dict, users: IdMap, ite
         "item_popularity": torch.as_tensor(np.bincount(pairs[:, 1], minlength=len(items)),
                                            dtype=torch.int64),
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return write_verified(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_ncf_checkpoint(path: str | Path) -> dict:
-    """The checkpoint dict, loaded with ``weights_only=True`` and checked for the required keys."""
+    """The checkpoint dict: SHA-256 verified, loaded with ``weights_only=True``, checked for the required keys."""
     path = Path(path)
     if not path.is_file():
         raise NCFModelNotFoundError(path)
+    verify_file(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file

@@ -35,6 +35,10 @@ class CheckpointIntegrityError(CheckpointError):
     """A checkpoint's bytes do not match its SHA-256 manifest: truncated, tampered with or half written."""
 
 
+class TrainingDivergedError(NeoMLError):
+    """The training loss became NaN or infinite; training stopped with nothing saved from that epoch."""
+
+
 class InvalidRequestError(NeoMLError, ValueError):
     """A service call with arguments outside their range (e.g. top_k <= 0, empty text)."""
 

@@ -30,7 +30,7 @@ from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
 from neo_ml.errors import NeoMLError
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
-from neo_ml.ncf.train import NCFConfig, TrainResult, train_ncf_model
+from neo_ml.ncf.train import NCFConfig, TrainResult, remove_training_state, train_ncf_model
 
 
 @dataclass
@@ -56,11 +56,18 @@ def load_training_data(spec: str) -> TrainingData:
     raise NeoMLError(f"--data {spec!r}: expected 'ml-100k', a .json file or a database URL")
 
 
+def training_state_path(output: Path) -> Path:
+    """Where an interrupted run's state waits for ``--resume``: beside the checkpoint."""
+    return Path(output).with_name(Path(output).stem + ".state.pt")
+
+
 def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed: int = 2017,
-                 progress: bool = True) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
-    """Split, train, evaluate and save; returns the final metrics."""
+                 progress: bool = True, resume: bool = False) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
+    """Split, train (saving the state each epoch), evaluate and save; returns the final metrics."""
     split = leave_one_out_split(data.interactions, seed=split_seed, hold_out_test=data.hold_out_test)
-    result = train_ncf_model(split, config, progress=progress)
+    state = training_state_path(output)
+    result = train_ncf_model(split, config, progress=progress, state_path=state, resume=resume,
+                             fingerprint=f"{data.checksum}:{split_seed}")
     metrics: dict = {"best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 2),
                      **result.validation_metrics}
     if data.hold_out_test:
@@ -70,6 +77,7 @@ def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed
         metrics |= evaluate_held_out(result.model, data.held_out_test, split.users, split.items, history)
     save_ncf_checkpoint(output, result.model, config.to_dict(), split.users, split.items, split.all_pairs(),
                         metrics, result.history, data.checksum, data.source)
+    remove_training_state(state)
     return metrics, result, split
 
 
@@ -93,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--split-seed", type=int, default=2017, help="seed of the evaluation negatives")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from OUTPUT's .state.pt (written after every epoch)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -120,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         config = NCFConfig(**{f.name: getattr(args, f.name) for f in fields(NCFConfig) if hasattr(args, f.name)})
         data = load_training_data(args.data)
-        metrics, _, _ = run_training(data, config, args.output, args.split_seed, progress=not args.no_progress)
+        metrics, _, _ = run_training(data, config, args.output, args.split_seed, progress=not args.no_progress,
+                                     resume=args.resume)
         return {"output": str(args.output), "data": data.source, **metrics}
 
     return run_command(body, args.debug)

@@ -5,26 +5,36 @@ Adam over the shuffled pairs with binary cross-entropy on logits, then scores
 the validation item of every user. The epoch with the best validation metric
 is kept; training stops after ``patience`` epochs without improvement. The
 test item is never looked at here.
+
+With ``state_path`` the whole training state (weights, optimizer, random
+generators, history, best epoch) is written after every epoch, atomically
+and with a checksum; ``resume=True`` continues from it, and a resumed run
+ends with the same weights as one never interrupted. A NaN or infinite loss
+stops training at once (``TrainingDivergedError``).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from neo_ml.checkpoints import checksum_path, verify_file, write_verified
 from neo_ml.data.splits import (
     LeaveOneOutSplit,
     NegativeSampler,
     create_negative_samples,
     history_before_each,
 )
+from neo_ml.errors import CheckpointError, TrainingDivergedError
 from neo_ml.ncf.evaluate import evaluate_model
 from neo_ml.ncf.model import build_model
 
@@ -90,9 +100,44 @@ def _validation_loss(model, split: LeaveOneOutSplit, ratio: int) -> float:
             logits, torch.as_tensor(labels.reshape(-1))))
 
 
-def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
-                    progress: bool = True, evaluate_full: bool = False) -> TrainResult:
-    """Train on ``split.train``, choose the epoch on ``split``'s validation items."""
+# Knobs a resumed run may change: they do not alter what an epoch computes.
+RESUMABLE_CHANGES = ("epochs", "patience", "threads")
+
+
+def save_training_state(path: Path, state: dict) -> None:
+    write_verified(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_training_state(path: Path, config: NCFConfig, fingerprint: str) -> dict:
+    """The state of an interrupted run, if it was trained with the same configuration and data."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no training state to resume from")
+    verify_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    before = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
+    now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if changed:
+        raise CheckpointError(f"{path}: cannot resume, the configuration differs in {changed} "
+                              f"(state: {[before.get(k) for k in changed]}, now: {[now.get(k) for k in changed]})")
+    if state["fingerprint"] != fingerprint:
+        raise CheckpointError(f"{path}: cannot resume, the training data differ from the interrupted run's")
+    return state
+
+
+def remove_training_state(path: Path) -> None:
+    Path(path).unlink(missing_ok=True)
+    checksum_path(path).unlink(missing_ok=True)
+
+
+def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, progress: bool = True,
+                    evaluate_full: bool = False, state_path: Path | None = None, resume: bool = False,
+                    fingerprint: str = "") -> TrainResult:
+    """Train on ``split.train``, choose the epoch on ``split``'s validation items.
+
+    ``state_path``: where the training state goes after each epoch; ``resume``
+    continues from it. ``fingerprint`` (the data checksum) must match to resume.
+    """
     config = config or NCFConfig()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -114,8 +159,21 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
 
     history: list[dict] = []
     best_score, best_epoch, best_state, best_metrics = -np.inf, 0, None, {}
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    first_epoch, stopped, earlier_seconds = 1, False, 0.0
+    if resume:
+        state = load_training_state(state_path, config, fingerprint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history, best_score, best_epoch = state["history"], state["best_score"], state["best_epoch"]
+        best_state, best_metrics, stopped = state["best_state"], state["best_metrics"], state["stopped"]
+        first_epoch, earlier_seconds = state["epoch"] + 1, state["seconds"]
+        log.info("Resuming from %s after epoch %d", state_path, state["epoch"])
+    started = time.perf_counter() - earlier_seconds
+    for epoch in range(first_epoch, config.epochs + 1):
+        if stopped:
+            break
         epoch_start = time.perf_counter()
         model.train()
         users, items, labels = create_negative_samples(
@@ -130,9 +188,15 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
             optimizer.zero_grad(set_to_none=True)
             logits = model(users[start:stop], items[start:stop], pair_history[start:stop])
             loss = loss_fn(logits, labels[start:stop])
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"epoch {epoch}, batch {start // config.batch_size + 1}: the training loss is {value}; "
+                    f"stopped. Lower the learning rate (now {config.learning_rate}) or check the data"
+                    + (f"; the state after epoch {epoch - 1} is in {state_path}" if state_path and epoch > 1 else ""))
             loss.backward()
             optimizer.step()
-            total += loss.item() * (min(stop, len(users)) - start)
+            total += value * (min(stop, len(users)) - start)
         record = {"epoch": epoch, "train_loss": total / len(users)}
         if has_validation:
             record["val_loss"] = _validation_loss(model, split, config.num_negatives)
@@ -152,8 +216,14 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None,
             best_score, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
             best_metrics = {k: v for k, v in record.items() if k.startswith("val_")}
-        elif epoch - best_epoch >= config.patience:
-            break
+        stopped = epoch - best_epoch >= config.patience
+        if state_path is not None:
+            save_training_state(state_path, {
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history,
+                "best_score": float(best_score), "best_epoch": best_epoch, "best_state": best_state,
+                "best_metrics": best_metrics, "stopped": stopped, "config": config.to_dict(),
+                "fingerprint": fingerprint, "seconds": time.perf_counter() - started})
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model, config, history, best_epoch, best_metrics,

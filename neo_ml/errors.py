@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class NeoMLError(Exception):
     """Base of every error this package raises on purpose."""
@@ -37,6 +39,14 @@ class CheckpointIntegrityError(CheckpointError):
 
 class TrainingDivergedError(NeoMLError):
     """The training loss became NaN or infinite; training stopped with nothing saved from that epoch."""
+
+    @classmethod
+    def check(cls, loss: float, epoch: int, batch: int, learning_rate: float, note: str = "") -> float:
+        """``loss`` if finite; otherwise this error, naming the epoch, the batch and what to try."""
+        if math.isfinite(loss):
+            return loss
+        raise cls(f"epoch {epoch}, batch {batch}: the training loss is {loss}; stopped. "
+                  f"Lower the learning rate (now {learning_rate}) or check the data{note}")
 
 
 class InvalidRequestError(NeoMLError, ValueError):

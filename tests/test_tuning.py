@@ -11,7 +11,7 @@ from neo_ml.classification.encoder import embed, load_encoder
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
 from neo_ml.classification.tuning import LowerLayerCache, transformer_layers, tune_top_layers
 from neo_ml.data.corpora import load_text_corpus
-from neo_ml.errors import NeoMLError
+from neo_ml.errors import NeoMLError, TrainingDivergedError
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,13 @@ def test_a_tuned_classifier_survives_its_checkpoint(subset, tmp_path):
 def test_encoders_without_bert_layers_are_refused():
     with pytest.raises(NeoMLError, match="BERT-style encoder"):
         transformer_layers(torch.nn.Linear(2, 2))
+
+
+def test_a_nan_loss_stops_tuning_with_the_epoch_and_batch_named(subset):
+    tokenizer, model = load_encoder()
+    texts = [text for text, _ in subset[:40]]
+    targets = np.array([[code == "000" for code in ("000", "300")] for _ in texts], dtype=int)
+    rows = np.arange(len(texts))
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, batch \d+: the training loss is nan; stopped"):
+        tune_top_layers(texts, targets, rows[:30], rows[30:], tokenizer, model, layers=1, epochs=1,
+                        learning_rate=float("nan"), max_length=16, batch_size=8, seed=0)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from neo_ml.classification.encoder import length_batches, mean_pool
-from neo_ml.errors import NeoMLError
+from neo_ml.errors import NeoMLError, TrainingDivergedError
 
 
 @dataclass
@@ -141,9 +141,11 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
     for epoch in range(1, epochs + 1):
         top.train()
         losses = []
-        for rows in tqdm([train_batches[i] for i in rng.permutation(len(train_batches))],
-                         desc=f"tuning epoch {epoch}/{epochs}", disable=not progress, leave=False):
+        for batch, rows in enumerate(tqdm([train_batches[i] for i in rng.permutation(len(train_batches))],
+                                          desc=f"tuning epoch {epoch}/{epochs}", disable=not progress,
+                                          leave=False), start=1):
             loss = loss_fn(top(*cache.padded(rows)), labels[rows])
+            TrainingDivergedError.check(loss.item(), epoch, batch, learning_rate)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(top.parameters(), 1.0)

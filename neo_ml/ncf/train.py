@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -188,12 +187,9 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
             optimizer.zero_grad(set_to_none=True)
             logits = model(users[start:stop], items[start:stop], pair_history[start:stop])
             loss = loss_fn(logits, labels[start:stop])
-            value = loss.item()
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"epoch {epoch}, batch {start // config.batch_size + 1}: the training loss is {value}; "
-                    f"stopped. Lower the learning rate (now {config.learning_rate}) or check the data"
-                    + (f"; the state after epoch {epoch - 1} is in {state_path}" if state_path and epoch > 1 else ""))
+            value = TrainingDivergedError.check(
+                loss.item(), epoch, start // config.batch_size + 1, config.learning_rate,
+                f"; the state after epoch {epoch - 1} is in {state_path}" if state_path and epoch > 1 else "")
             loss.backward()
             optimizer.step()
             total += value * (min(stop, len(users)) - start)

@@ -53,6 +53,14 @@ class InvalidRequestError(NeoMLError, ValueError):
     """A service call with arguments outside their range (e.g. top_k <= 0, empty text)."""
 
 
+class RateLimitExceededError(NeoMLError):
+    """A caller made more prediction calls than its rate limit allows; retry after ``retry_after`` seconds."""
+
+    def __init__(self, caller: str, retry_after: float):
+        self.caller, self.retry_after = caller, retry_after
+        super().__init__(f"rate limit exceeded for caller {caller!r}; retry in {retry_after:.3f} s")
+
+
 class NCFModelNotFoundError(NeoMLError, FileNotFoundError):
     """No trained NCF checkpoint where the service looked."""
 

@@ -50,7 +50,7 @@ def evaluate(model: TaxonomyClassifier, test, progress: bool = False) -> dict:
     """Test metrics, and how often the top-1 prediction is right per confidence bin."""
     texts, truth = [text for text, _ in test], [labels for _, labels in test]
     started = time.perf_counter()
-    probabilities = model.predict_proba(texts, model.embed(texts, progress))
+    probabilities = model.predict_proba(texts, progress)
     chosen = model.decide(probabilities)
     seconds = time.perf_counter() - started
     labels = list(model.label_map.labels)

@@ -36,6 +36,7 @@ from neo_ml.classification.lexical import LexicalScorer
 from neo_ml.classification.linear import fit_per_label
 from neo_ml.classification.metrics import classification_report
 from neo_ml.classification.tuning import tune_top_layers
+from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
 
 
@@ -55,6 +56,7 @@ class ClassifierConfig:
     tuned_layers: int = 2
     validation_fraction: float = 0.2
     seed: int = 0
+    scrub_pii: bool = True  # e-mail addresses, phone numbers, ... replaced before training and prediction
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,9 +107,15 @@ class TaxonomyClassifier:
         semantic = embeddings @ self.semantic_coef.T + self.semantic_intercept
         return self.fusion_weight * self.lexical.scores(texts) + (1 - self.fusion_weight) * semantic
 
-    def predict_proba(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+    def prepare(self, texts: list[str]) -> list[str]:
+        """The texts as the model sees them: personal identifiers replaced (``data.pii``) unless turned off."""
+        return [scrub(text) for text in texts] if self.config.scrub_pii else list(texts)
+
+    def predict_proba(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Calibrated probability of each label for each text (identifiers scrubbed first)."""
+        texts = self.prepare(texts)
         scale, bias = self.platt
-        return calibration.sigmoid(scale * self.raw_scores(texts, embeddings) + bias)
+        return calibration.sigmoid(scale * self.raw_scores(texts, self.embed(texts, progress)) + bias)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Chosen labels: the best one only when training data had one label per text, else every
@@ -150,6 +158,8 @@ class TaxonomyClassifier:
         top1_precision.
         """
         config, started = self.config, time.perf_counter()
+        samples = list(zip(self.prepare([text for text, _ in samples]), [labels for _, labels in samples],
+                           strict=True))
         self.label_map = LabelMap.from_samples(samples)
         self.single_label = all(len(labels) == 1 for _, labels in samples)
         binarizer = MultiLabelBinarizer(classes=list(self.label_map.labels))

@@ -24,9 +24,11 @@ from neo_ml.checkpoints import recover_folder
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
+from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
 from neo_ml.errors import CheckpointError, InvalidRequestError
 from neo_ml.ncf.service import check_top_k
+from neo_ml.serving import RateLimiter, admit, log_prediction
 
 log = logging.getLogger(__name__)
 _DEFAULTS = ClassifierConfig()
@@ -62,11 +64,12 @@ class ClassificationResult:
 
 class MLClassificationService:
     def __init__(self, db=None, model_name: str = DEFAULT_ENCODER, model_version: str = "benchmark_v1",
-                 model_path: str | Path | None = None):
+                 model_path: str | Path | None = None, rate_limiter: RateLimiter | None = None):
         self.db = db  # kept for the backend's signature; the classifier reads no tables
         self.model_name, self.model_version = model_name, model_version
         self.checkpoint_dir = Path(model_path) if model_path else paths.classification_models_dir() / model_version
         self.model: TaxonomyClassifier | None = None
+        self.rate_limiter = rate_limiter
         self._lock = threading.Lock()
 
     def _load_model(self) -> TaxonomyClassifier:
@@ -111,16 +114,24 @@ class MLClassificationService:
         self.model = load_classifier(self.checkpoint_dir)
         return metrics
 
-    def predict(self, text: str, top_k: int = 5) -> ClassificationResult:
-        return self.predict_batch([text], top_k)[0]
+    def predict(self, text: str, top_k: int = 5, caller: str | None = None) -> ClassificationResult:
+        return self._predict([text], top_k, caller, "predict")[0]
 
-    def predict_batch(self, texts: list[str], top_k: int = 5) -> list[ClassificationResult]:
+    def predict_batch(self, texts: list[str], top_k: int = 5, caller: str | None = None) -> list[ClassificationResult]:
         """Ranked predictions for each text, best first, with calibrated confidences."""
+        return self._predict(texts, top_k, caller, "predict_batch")
+
+    def _predict(self, texts: list[str], top_k: int, caller: str | None, call: str) -> list[ClassificationResult]:
         check_top_k(top_k)
+        if isinstance(texts, str | bytes) or not isinstance(texts, list | tuple):
+            raise InvalidRequestError(f"texts must be a list of strings, got {type(texts).__name__}")
         for n, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
-                raise InvalidRequestError(f"text {n}: expected a non-empty string, got {text!r:.40}")
-        started = time.perf_counter()
+                shown = scrub(text)[:40] if isinstance(text, str) else type(text).__name__
+                raise InvalidRequestError(f"text {n}: expected a non-empty string, got {shown!r}")
+        started = admit(self.rate_limiter, caller)
+        if not texts:
+            return []
         model = self._load_model()
         probabilities = model.predict_proba(list(texts))
         selected = model.decide(probabilities)
@@ -131,4 +142,5 @@ class MLClassificationService:
             results.append(ClassificationResult(
                 [Prediction(model.label_map.labels[j], float(row[j]), rank, bool(chosen[j]))
                  for rank, j in enumerate(best, start=1)], self.model_version, elapsed_ms))
+        log_prediction(call, started, len(texts))
         return results

@@ -16,13 +16,17 @@ so that confident items do not tie at 1.0); higher is better.
 Seen items and the user's latest items come from the database when one is
 given (fresh, one indexed query per call), else from the data the checkpoint
 was trained on.
+
+One service may be shared by many threads: the checkpoint loads once, and
+every call only reads it. ``rate_limiter`` (``serving.RateLimiter``) limits
+each ``caller``; every call logs one line on ``neo_ml.predictions`` with its
+latency, batch size and cold-start flag, and no ids.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,7 @@ from neo_ml import paths
 from neo_ml.data import db as database
 from neo_ml.errors import ColdStartError, InvalidRequestError
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
+from neo_ml.serving import RateLimiter, admit, log_prediction
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +48,21 @@ def check_top_k(top_k) -> None:
         raise InvalidRequestError(f"top_k must be a positive integer, got {top_k!r}")
 
 
+def _check_items(item_ids) -> None:
+    if isinstance(item_ids, str | bytes) or not hasattr(item_ids, "__iter__"):
+        raise InvalidRequestError(f"item_ids must be a list of item ids, got {type(item_ids).__name__}")
+
+
 def _probabilities(logits: torch.Tensor) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.numpy().astype(np.float64)))
 
 
 class NCFService:
     def __init__(self, db: Session | Engine | str | None = None, model_path: str | Path | None = None,
-                 cold_start_threshold: int = 1):
+                 cold_start_threshold: int = 1, rate_limiter: RateLimiter | None = None):
         self.model_path = Path(model_path) if model_path else paths.default_ncf_checkpoint()
         self.cold_start_threshold = cold_start_threshold
+        self.rate_limiter = rate_limiter
         if isinstance(db, Session):
             db = db.get_bind()
         self.store = database.InteractionStore(database.connect(db, create=False)) if db is not None else None
@@ -122,52 +133,61 @@ class NCFService:
         return self.model.score(vectors, torch.as_tensor(items))
 
     # -- public API ----------------------------------------------------------------------
-    def predict(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
+    def predict(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
         """Probability of interaction for each item. Unknown user or item: ColdStartError."""
+        started = admit(self.rate_limiter, caller)
         self._load_model()
+        _check_items(item_ids)
         unknown = [i for i in item_ids if str(i) not in self.item_id_map]
         if unknown:
-            raise ColdStartError(f"unknown item(s) {unknown[:5]}{'...' if len(unknown) > 5 else ''}: "
+            raise ColdStartError(f"{len(unknown)} unknown item(s), e.g. {unknown[0]!r}: "
                                  "not in the model's training data")
-        return self.predict_batch(user_id, item_ids)
+        scores = self._score_known(user_id, item_ids)
+        log_prediction("predict", started, len(scores))
+        return scores
 
-    def predict_batch(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
+    def predict_batch(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
         """Scores for every known item in one forward pass; unknown items are left out."""
-        started = time.perf_counter()
+        started = admit(self.rate_limiter, caller)
         self._load_model()
+        scores = self._score_known(user_id, item_ids)
+        log_prediction("predict_batch", started, len(scores))
+        return scores
+
+    def _score_known(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
+        _check_items(item_ids)
         user = self._user_index(user_id)
         known = [str(i) for i in item_ids if str(i) in self.item_id_map]
         if not known:
-            raise ColdStartError(f"none of the {len(item_ids)} item(s) asked for user {user_id!r} is known")
+            raise ColdStartError(f"none of the {len(item_ids)} item(s) asked for is known")
         items = np.fromiter((self.item_id_map[i] for i in known), dtype=np.int64, count=len(known))
         history = self._history(self._latest_items(user_id)) if self.model.history_length else None
         scores = _probabilities(self._logits(user, history, items))
-        log.debug("predict_batch user=%s batch=%d latency_ms=%.3f cold_start=False", user_id, len(items),
-                  (time.perf_counter() - started) * 1e3)
         return dict(zip(known, scores.tolist(), strict=True))
 
-    def recommend(self, user_id: str, top_k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
+    def recommend(self, user_id: str, top_k: int = 10, exclude_seen: bool = True,
+                  caller: str | None = None) -> list[tuple[str, float]]:
         """The ``top_k`` best items for the user, best first, without the ones already seen."""
         check_top_k(top_k)
-        started = time.perf_counter()
+        started = admit(self.rate_limiter, caller)
         self._load_model()
         seen = self._user_items(str(user_id))
         user = self.user_id_map.get(str(user_id))
         if user is None or len(set(seen)) < self.cold_start_threshold:
-            return self._handle_cold_start(str(user_id), top_k, seen if exclude_seen else [])
+            ranked = self._handle_cold_start(str(user_id), top_k, seen if exclude_seen else [])
+            log_prediction("recommend", started, top_k, cold_start=True)
+            return ranked
         logits = self._logits(user, self._history(seen), None)
         if exclude_seen and seen:
             logits[torch.as_tensor(seen)] = -torch.inf
         k = min(top_k, int(torch.isfinite(logits).sum()))
         best = torch.topk(logits, k)
         scores = _probabilities(best.values)
-        log.debug("recommend user=%s top_k=%d latency_ms=%.3f cold_start=False", user_id, top_k,
-                  (time.perf_counter() - started) * 1e3)
+        log_prediction("recommend", started, top_k)
         return list(zip(self.item_ids[best.indices.numpy()].tolist(), scores.tolist(), strict=True))
 
     def _handle_cold_start(self, user_id: str, top_k: int, exclude=()) -> list[tuple[str, float]]:
         """Most popular items (database counts when a database is given), scored count / max count."""
-        log.warning("Cold start for user: %s", user_id)
         excluded = {self.item_ids[i] for i in exclude}
         if self.store is not None:
             ranked = self.store.popular(top_k + len(excluded))

@@ -65,6 +65,9 @@ def load_config(path: str | Path) -> dict[str, dict[str, object]]:
     unknown = set(document) - {"seed", *STAGES}
     if unknown:
         raise PipelineError(f"{path}: unknown section(s) {sorted(unknown)}; expected seed and {list(STAGES)}")
+    seed = document.get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PipelineError(f"{path}: seed must be an integer, got {seed!r}")
     config = {}
     for stage, notebook in STAGES.items():
         section = document.get(stage) or {}
@@ -76,7 +79,7 @@ def load_config(path: str | Path) -> dict[str, dict[str, object]]:
         if wrong:
             raise PipelineError(f"{path}: section {stage!r}: unknown key(s) {wrong}; "
                                 f"{notebook} takes {sorted(k.lower() for k in known)}")
-        config[stage] = values | {"SEED": int(document.get("seed", 42))}
+        config[stage] = values | {"SEED": seed}
     return config
 
 

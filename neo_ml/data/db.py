@@ -9,7 +9,6 @@ means a SQLite file.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from pathlib import Path
 
@@ -32,12 +31,13 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    type_coerce,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from neo_ml import paths
-from neo_ml.data.interactions import interactions_frame
+from neo_ml.data.interactions import interactions_frame, parse_interaction
 from neo_ml.errors import DataFormatError
 
 # Strength above which the backend counts an interaction as positive.
@@ -125,26 +125,25 @@ def import_interactions(engine: Engine, frame: pd.DataFrame, replace: bool = Fal
 
 
 def read_interactions(engine: Engine, positive_only: bool = False) -> pd.DataFrame:
-    """All interactions as a normalised frame; ``positive_only`` keeps rows with is_positive = 1."""
+    """All interactions as a normalised frame; ``positive_only`` keeps rows with is_positive = 1.
+
+    Each row is checked like a JSON record: a bad value names the row (its
+    ``id``) and the column. The timestamp is read raw, so a malformed
+    one is reported rather than failing inside the driver.
+    """
     t = user_interactions.c
-    query = select(t.user_id, t.resource_id, t.interaction_timestamp, t.interaction_type,
-                   t.interaction_strength, t.id)
+    query = select(t.user_id, t.resource_id, type_coerce(t.interaction_timestamp, String),
+                   t.interaction_type, t.interaction_strength, t.id)
     if positive_only:
         query = query.where(t.is_positive == 1)
+    source = engine.url.render_as_string(hide_password=True)
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(t.interaction_timestamp, t.id)).all()
     if not rows:
-        raise DataFormatError("no interactions", source=str(engine.url.render_as_string()),
-                              field="user_interactions")
-    records = []
-    for n, (user, item, stamp, kind, strength, _) in enumerate(rows):
-        if stamp is None or user is None or item is None:
-            raise DataFormatError("null value", source=str(engine.url), record=n,
-                                  field="interaction_timestamp" if stamp is None else "user_id")
-        if stamp.tzinfo is None:  # SQLite drops the zone; the backend writes UTC
-            stamp = stamp.replace(tzinfo=dt.UTC)
-        records.append({"user_id": str(user), "item_id": str(item), "timestamp": int(stamp.timestamp()),
-                        "interaction_type": kind or "view", "implicit_rating": float(strength)})
+        raise DataFormatError("no interactions", source=source, field="user_interactions")
+    columns = ("user_id", "resource_id", "interaction_timestamp", "interaction_type", "interaction_strength")
+    records = [parse_interaction(dict(zip(columns, row[:-1], strict=True)), source, f"id {row[-1]}")
+               for row in rows]
     return interactions_frame(records)
 
 

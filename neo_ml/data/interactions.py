@@ -17,6 +17,7 @@ Every error names the file, the record and the field.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import math
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["user_id", "item_id", "timestamp", "interaction_type", "implicit_rating"]
 ITEM_KEYS = ("item_id", "resource_id")
-RATING_KEYS = ("implicit_rating", "strength")
+RATING_KEYS = ("implicit_rating", "strength", "interaction_strength")
+TIME_KEYS = ("timestamp", "interaction_timestamp")
 
 
 @dataclass
@@ -62,9 +64,11 @@ def _id(value: Any, source: str, record: int | str, name: str) -> str:
     return str(value)
 
 
-def _timestamp(value: Any, source: str, record: int) -> int:
+def _timestamp(value: Any, source: str, record: int | str, field: str = "timestamp") -> int:
     if isinstance(value, bool):
         value = None
+    if isinstance(value, dt.datetime):  # from a database; the backend writes UTC
+        return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp())
     if isinstance(value, int | float) and math.isfinite(value):
         return int(value)
     if isinstance(value, str):
@@ -74,14 +78,14 @@ def _timestamp(value: Any, source: str, record: int) -> int:
         except (ValueError, TypeError):
             pass
     raise DataFormatError(f"expected epoch seconds or an ISO-8601 time, got {value!r}",
-                          source=source, record=record, field="timestamp")
+                          source=source, record=record, field=field)
 
 
 def _first_key(row: dict, keys: tuple[str, ...]) -> str | None:
     return next((k for k in keys if k in row), None)
 
 
-def parse_interaction(row: Any, source: str, record: int) -> dict:
+def parse_interaction(row: Any, source: str, record: int | str) -> dict:
     """One interaction record, checked and normalised to the canonical fields."""
     if not isinstance(row, dict):
         raise DataFormatError(f"expected an object, got {type(row).__name__}", source=source, record=record)
@@ -96,6 +100,7 @@ def parse_interaction(row: Any, source: str, record: int) -> dict:
     if isinstance(rating, bool) or not isinstance(rating, int | float) or not math.isfinite(rating):
         raise DataFormatError(f"expected a number, got {rating!r}", source=source, record=record,
                               field=rating_key)
+    time_key = _first_key(row, TIME_KEYS)
     kind = row.get("interaction_type", "view")
     if not isinstance(kind, str):
         raise DataFormatError(f"expected a string, got {kind!r}", source=source, record=record,
@@ -103,7 +108,7 @@ def parse_interaction(row: Any, source: str, record: int) -> dict:
     return {
         "user_id": _id(row["user_id"], source, record, "user_id"),
         "item_id": _id(row[item_key], source, record, item_key),
-        "timestamp": _timestamp(row.get("timestamp", 0), source, record),
+        "timestamp": _timestamp(row.get(time_key, 0), source, record, time_key or "timestamp"),
         "interaction_type": kind,
         "implicit_rating": float(rating),
     }

@@ -48,6 +48,12 @@ def check_top_k(top_k) -> None:
         raise InvalidRequestError(f"top_k must be a positive integer, got {top_k!r}")
 
 
+def _check_user(user_id) -> str:
+    if isinstance(user_id, bool) or not isinstance(user_id, str | int):
+        raise InvalidRequestError(f"user_id must be a string or an integer, got {type(user_id).__name__}")
+    return str(user_id)
+
+
 def _check_items(item_ids) -> None:
     if isinstance(item_ids, str | bytes) or not hasattr(item_ids, "__iter__"):
         raise InvalidRequestError(f"item_ids must be a list of item ids, got {type(item_ids).__name__}")
@@ -137,6 +143,7 @@ class NCFService:
         """Probability of interaction for each item. Unknown user or item: ColdStartError."""
         started = admit(self.rate_limiter, caller)
         self._load_model()
+        user_id = _check_user(user_id)
         _check_items(item_ids)
         unknown = [i for i in item_ids if str(i) not in self.item_id_map]
         if unknown:
@@ -155,6 +162,7 @@ class NCFService:
         return scores
 
     def _score_known(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
+        user_id = _check_user(user_id)
         _check_items(item_ids)
         user = self._user_index(user_id)
         known = [str(i) for i in item_ids if str(i) in self.item_id_map]
@@ -169,12 +177,13 @@ class NCFService:
                   caller: str | None = None) -> list[tuple[str, float]]:
         """The ``top_k`` best items for the user, best first, without the ones already seen."""
         check_top_k(top_k)
+        user_id = _check_user(user_id)
         started = admit(self.rate_limiter, caller)
         self._load_model()
-        seen = self._user_items(str(user_id))
-        user = self.user_id_map.get(str(user_id))
+        seen = self._user_items(user_id)
+        user = self.user_id_map.get(user_id)
         if user is None or len(set(seen)) < self.cold_start_threshold:
-            ranked = self._handle_cold_start(str(user_id), top_k, seen if exclude_seen else [])
+            ranked = self._handle_cold_start(user_id, top_k, seen if exclude_seen else [])
             log_prediction("recommend", started, top_k, cold_start=True)
             return ranked
         logits = self._logits(user, self._history(seen), None)

@@ -1,0 +1,222 @@
+"""Generated bad input, thrown at every entry point: a clean error that names what was wrong, or a result.
+
+Hypothesis generates the inputs (``EXAMPLES`` per test, about 1,500 in all).
+An entry point may return a defined result or raise the package's own error
+(``NeoMLError``); anything else, an unhandled exception, fails the test.
+"""
+
+import json
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neo_ml import MLClassificationService, NCFService
+from neo_ml.data import db as database
+from neo_ml.data.interactions import read_interactions_json
+from neo_ml.data.text import read_classification_json
+from neo_ml.errors import DataFormatError, NeoMLError
+from neo_ml.pipeline import load_config
+
+EXAMPLES = 150
+FOLDER = Path(tempfile.mkdtemp(prefix="neo-bad-input-"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12)
+
+VALID_INTERACTIONS = {"interactions": [
+    {"user_id": "u1", "item_id": "i1", "timestamp": "2024-01-15T10:30:00", "interaction_type": "view",
+     "implicit_rating": 1.0},
+    {"user_id": "u1", "item_id": "i2", "timestamp": 1705314600, "interaction_type": "bookmark",
+     "implicit_rating": 0.8},
+    {"user_id": "u2", "item_id": "i1", "timestamp": 1705314700, "interaction_type": "view",
+     "implicit_rating": 0.5}]}
+VALID_SAMPLES = {"samples": [{"text": "a book on stars", "taxonomy_codes": ["500"]},
+                             {"text": "a history of wars", "taxonomy_codes": ["900", "300"]}]}
+
+
+def _file(content: str | bytes, name: str) -> Path:
+    path = FOLDER / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    return path
+
+
+def _defined_or_named(call, path: Path):
+    """``call()``'s result, or None after a DataFormatError naming ``path``; anything else fails."""
+    try:
+        return call()
+    except DataFormatError as error:
+        assert path.name in str(error), str(error)
+        return None
+
+
+# -- files ------------------------------------------------------------------------------------
+@SETTINGS
+@given(record=st.integers(0, 2), field=st.sampled_from(sorted(VALID_INTERACTIONS["interactions"][0])),
+       value=anything, delete=st.booleans())
+def test_a_broken_interaction_record_is_named_by_record_and_field(record, field, value, delete):
+    document = json.loads(json.dumps(VALID_INTERACTIONS))
+    if delete:
+        document["interactions"][record].pop(field)
+    else:
+        document["interactions"][record][field] = value
+    path = _file(json.dumps(document), "interactions.json")
+    try:
+        dataset = read_interactions_json(path)
+    except DataFormatError as error:
+        message = str(error)
+        assert path.name in message and f"record {record}" in message, message
+        assert field in message or (field == "item_id" and "resource_id" in message), message
+    else:
+        assert len(dataset.interactions) == 3
+
+
+@SETTINGS
+@given(document=anything)
+def test_any_json_document_is_loaded_or_refused_with_the_file_named(document):
+    path = _file(json.dumps(document), "any.json")
+    _defined_or_named(lambda: read_interactions_json(path), path)
+    _defined_or_named(lambda: read_classification_json(path), path)
+
+
+@SETTINGS
+@given(content=st.binary(max_size=300) | st.text(max_size=300))
+def test_bytes_that_are_not_json_are_refused_with_the_file_named(content):
+    path = _file(content, "bytes.json")
+    _defined_or_named(lambda: read_interactions_json(path), path)
+    _defined_or_named(lambda: read_classification_json(path), path)
+
+
+@SETTINGS
+@given(record=st.integers(0, 1), field=st.sampled_from(["text", "taxonomy_codes"]), value=anything,
+       delete=st.booleans())
+def test_a_broken_classification_sample_is_named_by_record_and_field(record, field, value, delete):
+    document = json.loads(json.dumps(VALID_SAMPLES))
+    if delete:
+        document["samples"][record].pop(field)
+    else:
+        document["samples"][record][field] = value
+    path = _file(json.dumps(document), "samples.json")
+    try:
+        dataset = read_classification_json(path)
+    except DataFormatError as error:
+        message = str(error)
+        assert path.name in message and f"record {record}" in message, message
+        assert "text" in message or "taxonomy" in message or "label" in message, message
+    else:
+        assert len(dataset.samples) == 2
+
+
+# -- database rows ----------------------------------------------------------------------------
+cell = st.none() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=12) | st.binary(
+    max_size=6)
+
+
+@SETTINGS
+@given(user=cell, item=cell, stamp=cell, kind=cell, strength=cell)
+def test_malformed_database_rows_are_refused_with_the_row_and_field_named(user, item, stamp, kind, strength):
+    path = FOLDER / "rows.db"
+    path.unlink(missing_ok=True)
+    engine = database.connect(path)
+    engine.dispose()
+    with sqlite3.connect(path) as raw:  # SQLite stores whatever it is given, as a careless writer would
+        raw.execute("INSERT INTO user_interactions (user_id, resource_id, interaction_type, interaction_strength,"
+                    " interaction_timestamp, is_positive) VALUES ('u1', 'i1', 'view', 1.0, "
+                    "'2024-01-15 10:30:00.000000', 1)")
+        raw.execute("PRAGMA ignore_check_constraints = 1")
+        try:
+            raw.execute("INSERT INTO user_interactions (user_id, resource_id, interaction_type, "
+                        "interaction_strength, interaction_timestamp, is_positive) VALUES (?, ?, ?, ?, ?, 1)",
+                        (user, item, kind, strength, stamp))
+        except sqlite3.IntegrityError:  # NOT NULL refused at the door: nothing to read back
+            return
+    engine = database.connect(path, create=False)
+    try:
+        frame = database.read_interactions(engine)
+    except DataFormatError as error:
+        message = str(error)
+        assert "rows.db" in message and "record id 2" in message and "field '" in message, message
+    else:
+        assert len(frame) == 2
+    finally:
+        engine.dispose()
+
+
+# -- service calls ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def recommender(trained_checkpoint):
+    service = NCFService(model_path=trained_checkpoint)
+    service.recommend("warm-up", 1)
+    return service
+
+
+identifier = st.text(max_size=12) | st.integers(-5, 10**6) | st.none() | st.booleans() | st.floats() | st.lists(
+    st.integers(), max_size=3) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+top_k = st.integers(-5, 10**12) | st.floats() | st.none() | st.text(max_size=4) | st.booleans()
+
+
+def _clean(call):
+    try:
+        return call()
+    except NeoMLError as error:
+        assert str(error), type(error).__name__
+        return error
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user=identifier, items=st.lists(identifier, max_size=6) | identifier, k=top_k, exclude=anything)
+def test_ncf_calls_with_any_arguments_answer_or_refuse_cleanly(recommender, user, items, k, exclude):
+    for call in (lambda: recommender.recommend(user, k, exclude), lambda: recommender.predict(user, items),
+                 lambda: recommender.predict_batch(user, items)):
+        result = _clean(call)
+        if isinstance(result, list):
+            assert all(isinstance(item, str) and 0 <= score <= 1 for item, score in result)
+        elif isinstance(result, dict):
+            assert all(0 <= score <= 1 for score in result.values())
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_service):
+    return MLClassificationService(model_path=trained_service[0].checkpoint_dir)
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300) | identifier, texts=st.lists(st.text(max_size=50) | identifier, max_size=4)
+       | identifier, k=top_k)
+def test_classifier_calls_with_any_arguments_answer_or_refuse_cleanly(classifier, text, texts, k):
+    result = _clean(lambda: classifier.predict(text, k))
+    if not isinstance(result, NeoMLError):
+        assert 1 <= len(result.predictions) <= len(classifier.labels) and result.codes
+    batch = _clean(lambda: classifier.predict_batch(texts, k))
+    if not isinstance(batch, NeoMLError):
+        assert len(batch) == len(texts)
+
+
+# -- pipeline configs -------------------------------------------------------------------------
+@SETTINGS
+@given(document=anything | st.dictionaries(st.sampled_from(["seed", "prepare", "ncf", "benchmark", "x"]),
+                                           anything | st.dictionaries(st.sampled_from(
+                                               ["epochs", "data", "seed", "calls", "bogus"]), anything),
+                                           max_size=3))
+def test_any_pipeline_config_is_accepted_or_refused_with_the_file_named(document):
+    path = _file(json.dumps(document), "config.yaml")  # JSON is YAML
+    try:
+        load_config(path)
+    except NeoMLError as error:
+        assert "config.yaml" in str(error), str(error)
+
+
+@SETTINGS
+@given(content=st.text(max_size=200))
+def test_any_yaml_text_is_accepted_or_refused_with_the_file_named(content):
+    path = _file(content, "config.yaml")
+    try:
+        load_config(path)
+    except NeoMLError as error:
+        assert "config.yaml" in str(error), str(error)

@@ -4,7 +4,8 @@ Tables and columns follow Neo Alexandria's backend: ``users``, ``resources``
 and ``user_interactions`` (``user_id``, ``resource_id``, ``interaction_type``,
 ``interaction_strength``, ``interaction_timestamp``, ``is_positive``), indexed
 on (``user_id``, ``resource_id``). Any SQLAlchemy URL works; a plain path
-means a SQLite file.
+means a SQLite file. SQLite and PostgreSQL (``postgresql+psycopg://...``) are
+tested and give the same results.
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ def import_interactions(engine: Engine, frame: pd.DataFrame, replace: bool = Fal
     interactions are deleted first (users and resources stay). On any error
     nothing is written. Returns the number of interactions inserted.
     """
-    stamps = pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.to_pydatetime()
+    stamps = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
+    missing = stamps.isna().to_numpy()
+    if missing.any():  # psycopg would write NaT as a date in the year 48113
+        raise DataFormatError("null value", source="interactions", record=int(missing.argmax()), field="timestamp")
+    stamps = stamps.dt.to_pydatetime()
     strength = frame["implicit_rating"].to_numpy(float)
     rows = [
         {"user_id": u, "resource_id": i, "interaction_type": t, "interaction_strength": float(s),
@@ -150,7 +155,8 @@ def read_interactions(engine: Engine, positive_only: bool = False) -> pd.DataFra
 class InteractionStore:
     """Fast per-user reads for serving: indexed queries on a per-thread autocommit connection.
 
-    Every read sees the latest committed rows and holds no transaction open.
+    Every read sees the latest committed rows and holds no transaction open; a
+    connection the server dropped is replaced and the read retried once.
     The hot queries are compiled once for the database's dialect and run on
     the driver's cursor, skipping per-call SQLAlchemy work (about 0.1 ms).
     """
@@ -163,10 +169,12 @@ class InteractionStore:
         self._all_items = self._compile(by_user.order_by(t.interaction_timestamp, t.id))
         self._latest = self._compile(by_user.order_by(t.interaction_timestamp.desc(), t.id.desc())
                                      .limit(bindparam("n", literal_execute=False)))
-        # Distinct users per item, as the checkpoint counts popularity.
+        # Distinct users per item, as the checkpoint counts popularity; ties by id in code point
+        # order, as the checkpoint and SQLite sort, whatever the PostgreSQL database's collation.
         users_per_item = func.count(distinct(t.user_id))
+        by_id = t.resource_id.collate("C") if engine.dialect.name == "postgresql" else t.resource_id
         self._popular = self._compile(select(t.resource_id, users_per_item).group_by(t.resource_id)
-                                      .order_by(users_per_item.desc(), t.resource_id)
+                                      .order_by(users_per_item.desc(), by_id)
                                       .limit(bindparam("n", literal_execute=False)))
 
     def _compile(self, statement):
@@ -175,20 +183,39 @@ class InteractionStore:
         defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
         return str(compiled), names, defaults  # defaults hold e.g. SQLite's OFFSET 0
 
-    def _rows(self, query, **values) -> list[tuple]:
+    def _bind(self, query, **values) -> tuple[str, tuple | dict]:
+        """The compiled SQL and its parameters in the driver's style (``?`` tuple or ``%(name)s`` dict)."""
+        sql, names, defaults = query
+        values = {**defaults, **values}
+        return sql, tuple(values[name] for name in names) if names is not None else values
+
+    def _connection(self):
         conn = getattr(self._local, "connection", None)
         if conn is None or conn.closed:
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._local.connection = conn
-        sql, names, defaults = query
-        values = {**defaults, **values}
-        params = tuple(values[name] for name in names) if names is not None else values
-        cursor = conn.connection.driver_connection.cursor()
+        return conn
+
+    def _execute(self, sql: str, params) -> list[tuple]:
+        cursor = self._connection().connection.driver_connection.cursor()
         try:
             cursor.execute(sql, params)
             return cursor.fetchall()
         finally:
             cursor.close()
+
+    def _rows(self, query, **values) -> list[tuple]:
+        sql, params = self._bind(query, **values)
+        try:
+            return self._execute(sql, params)
+        except self.engine.dialect.loaded_dbapi.Error as error:
+            # A dropped connection (server restart, idle timeout): reconnect and retry the read once.
+            conn = self._local.connection
+            if not self.engine.dialect.is_disconnect(error, conn.connection.dbapi_connection, None):
+                raise
+            conn.invalidate()
+            conn.close()
+            return self._execute(sql, params)
 
     def items_of(self, user_id: str) -> list[str]:
         """The user's items in time order, oldest first (repeats kept)."""

@@ -1,0 +1,405 @@
+"""The database layer on SQLite and on PostgreSQL: the tests run on both backends.
+
+PostgreSQL comes from ``NEO_ML_TEST_POSTGRES_URL``: a server URL whose database the
+tests may use to create and drop their own databases, e.g.
+``postgresql+psycopg://neo@127.0.0.1:5432/postgres``. Without it a throwaway server is
+started from the PostgreSQL binaries (``initdb``, ``pg_ctl`` on PATH or under
+``/usr/lib/postgresql/*/bin``) and stopped at the end. Without either, the PostgreSQL
+tests fail and say so. Each PostgreSQL test gets a fresh database, dropped afterwards;
+it uses an ICU ``en-US`` collation where the server has one and a session time zone
+other than UTC, so that ordering and time zone slips show.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import uuid
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from psycopg import sql as pgsql
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import NullPool
+
+from neo_ml import NCFService
+from neo_ml.data import db as database
+from neo_ml.data.interactions import read_interactions_json
+from neo_ml.errors import DataFormatError
+
+POSTGRES_ENV = "NEO_ML_TEST_POSTGRES_URL"
+HOW_TO = (f"The database tests need PostgreSQL: set {POSTGRES_ENV} to a server URL whose user may create "
+          "databases (e.g. postgresql+psycopg://neo@127.0.0.1:5432/postgres), or install the server binaries "
+          "(initdb, pg_ctl; Debian: apt-get install postgresql) so that the tests start a throwaway server.")
+USER_INDEXES = {"idx_user_interactions_user_time", "idx_user_interactions_user_resource"}
+COLUMNS = ["user_id", "item_id", "timestamp", "interaction_type", "implicit_rating"]
+T0 = 1_700_000_000
+
+
+# -- PostgreSQL: a server for the session, a fresh database per test --------------------------------
+def _pg_binary(name: str) -> str | None:
+    """``name`` on PATH, else the newest under Debian's /usr/lib/postgresql/VERSION/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+    return max(versions, key=lambda p: [int(n) for n in Path(p).parent.parent.name.split(".") if n.isdigit()],
+               default=None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def _throwaway_server():
+    """initdb into a temp folder, start on a free loopback port, yield the URL, stop and delete."""
+    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.fail(f"{POSTGRES_ENV} is not set and no PostgreSQL binaries were found. {HOW_TO}", pytrace=False)
+    folder = Path(tempfile.mkdtemp(prefix="neo_ml_pg_"))
+    as_user = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail(f"running as root and there is no 'postgres' user to run the server as. {HOW_TO}",
+                        pytrace=False)
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, log = folder / "data", folder / "server.log"
+
+    def run(*args):
+        done = subprocess.run([*as_user, *map(str, args)], cwd=folder, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            server_log = log.read_text() if log.exists() else ""
+            pytest.fail(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+                        f"{server_log}\n{HOW_TO}", pytrace=False)
+
+    try:
+        run(initdb, "-D", data, "-U", "neo", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        port = _free_port()
+        run(pg_ctl, "-D", data, "-l", log, "-w", "-t", "60", "-o", f"-k {folder} -p {port} -h 127.0.0.1 -F", "start")
+        try:
+            yield f"postgresql+psycopg://neo@127.0.0.1:{port}/postgres"
+        finally:
+            run(pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """An admin engine on the PostgreSQL server (autocommit, to create and drop databases)."""
+    given = os.environ.get(POSTGRES_ENV)
+    with nullcontext(given) if given else _throwaway_server() as url:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with admin.connect():
+                pass
+        except DBAPIError as error:
+            pytest.fail(f"cannot connect to PostgreSQL at {make_url(url)!r}: {error.orig}\n{HOW_TO}", pytrace=False)
+        yield admin
+        admin.dispose()
+
+
+def _create_database(admin, name: str) -> None:
+    with admin.connect() as conn:
+        try:  # a linguistic collation, as production servers often have: ids must still sort by code point
+            conn.execute(text(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+                              "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"))
+        except DBAPIError:  # before PostgreSQL 15, or built without ICU
+            conn.execute(text(f"CREATE DATABASE {name}"))
+        conn.execute(text(f"ALTER DATABASE {name} SET timezone TO 'America/St_Johns'"))  # UTC-03:30 / -02:30
+
+
+@pytest.fixture
+def make_engine(request, tmp_path):
+    """``make_engine("sqlite" | "postgresql")``: an engine on a fresh, empty database with the tables."""
+    dropped = []
+
+    def make(backend: str):
+        if backend == "sqlite":
+            return database.connect(tmp_path / f"neo_{uuid.uuid4().hex[:8]}.db")
+        admin = request.getfixturevalue("postgres_server")
+        name = f"neo_ml_test_{uuid.uuid4().hex[:12]}"
+        _create_database(admin, name)
+        engine = database.connect(admin.url.set(database=name).render_as_string(hide_password=False))
+        dropped.append((admin, name, engine))
+        return engine
+
+    yield make
+    for admin, name, engine in dropped:
+        engine.dispose()
+        with admin.connect() as conn:  # FORCE: the stores' per-thread connections are still open
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, make_engine):
+    return make_engine(request.param)
+
+
+def _frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["user_id", "timestamp", "item_id"]).reset_index(drop=True)[COLUMNS]
+
+
+def _count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(table))
+
+
+# -- import and read ---------------------------------------------------------------------------------
+def test_import_read_round_trip(engine, synthetic_frame):
+    assert database.import_interactions(engine, synthetic_frame) == len(synthetic_frame)
+    back = database.read_interactions(engine)
+    pd.testing.assert_frame_equal(_sorted(back), _sorted(synthetic_frame), check_dtype=False)
+    rating = synthetic_frame["implicit_rating"]
+    positive = synthetic_frame[(rating > database.POSITIVE_THRESHOLD) | (rating == 1.0)]
+    pd.testing.assert_frame_equal(_sorted(database.read_interactions(engine, positive_only=True)),
+                                  _sorted(positive), check_dtype=False)
+    assert _count(engine, database.users) == synthetic_frame["user_id"].nunique()
+    assert _count(engine, database.resources) == synthetic_frame["item_id"].nunique()
+
+    # The stored instants are right in SQL too (not only after the round trip), is_positive is 0/1.
+    t = database.user_interactions.c
+    epoch = (func.extract("epoch", t.interaction_timestamp) if engine.dialect.name == "postgresql"
+             else func.strftime("%s", t.interaction_timestamp))
+    with engine.connect() as conn:
+        stored = conn.execute(select(t.user_id, t.resource_id, epoch, t.is_positive)).all()
+        if engine.dialect.name == "postgresql":
+            kind = conn.scalar(text("SELECT data_type FROM information_schema.columns WHERE "
+                                    "table_name = 'user_interactions' AND column_name = 'interaction_timestamp'"))
+            assert kind == "timestamp with time zone"
+    expected = {(u, i): (ts, int(p)) for u, i, ts, p in zip(
+        synthetic_frame["user_id"], synthetic_frame["item_id"], synthetic_frame["timestamp"],
+        synthetic_frame.index.isin(positive.index), strict=True)}
+    assert {(u, i): (int(float(ts)), p) for u, i, ts, p in stored} == expected
+    assert {type(p) for *_, p in stored} == {int}
+
+
+def test_replace_mode_swaps_the_interactions_only(engine, synthetic_frame):
+    first, second = synthetic_frame.iloc[:100], synthetic_frame.iloc[100:150]
+    database.import_interactions(engine, first)
+    database.import_interactions(engine, second)
+    assert len(database.read_interactions(engine)) == 150
+    assert database.import_interactions(engine, second, replace=True) == 50
+    pd.testing.assert_frame_equal(_sorted(database.read_interactions(engine)), _sorted(second), check_dtype=False)
+    both = pd.concat([first, second])
+    assert _count(engine, database.users) == both["user_id"].nunique()  # users and resources stay
+    assert _count(engine, database.resources) == both["item_id"].nunique()
+
+
+def test_failed_import_writes_nothing(engine, synthetic_frame):
+    database.import_interactions(engine, synthetic_frame.head(10))
+    counts = _count(engine, database.users), _count(engine, database.resources)
+    # New users and items, then a NOT NULL violation on the last row: after the users, the resources
+    # and the replace's DELETE were sent, so only the transaction's roll-back keeps the old state.
+    broken = synthetic_frame.iloc[10:20].assign(user_id=lambda f: "new_" + f["user_id"],
+                                                item_id=lambda f: "new_" + f["item_id"])
+    broken["interaction_type"] = broken["interaction_type"].astype(object)
+    broken.iloc[-1, broken.columns.get_loc("interaction_type")] = None
+    with pytest.raises(IntegrityError):
+        database.import_interactions(engine, broken, replace=True)
+    pd.testing.assert_frame_equal(_sorted(database.read_interactions(engine)), _sorted(synthetic_frame.head(10)),
+                                  check_dtype=False)
+    assert (_count(engine, database.users), _count(engine, database.resources)) == counts
+    # A missing timestamp is refused before anything is sent (psycopg would store NaT as year 48113).
+    with pytest.raises(DataFormatError, match="record 2, field 'timestamp': null value"):
+        database.import_interactions(engine, synthetic_frame.head(5).assign(
+            timestamp=[T0, T0, None, T0, T0]), replace=True)
+    assert len(database.read_interactions(engine)) == 10
+
+
+# -- InteractionStore --------------------------------------------------------------------------------
+STORE_ROWS = [  # user, item, time: u1's history out of order; ids with case and digits that collations reorder
+    ("u1", "b", T0 + 30), ("u1", "a", T0 + 10), ("u1", "c", T0 + 20), ("u1", "a", T0 + 40),
+    ("u1", "d", T0 + 40),  # same time as the repeat of "a" just before: insertion order breaks the tie
+    ("u2", "a", T0), ("u2", "B", T0 + 1), ("u2", "b", T0 + 2),
+    ("u3", "a", T0), ("u3", "B", T0 + 1), ("u3", "c", T0 + 2), ("u3", "item_10", T0 + 3), ("u3", "item_1a", T0 + 4),
+    *[("u4", "d", T0 + n) for n in range(6)],  # many rows, one user: popularity counts users, not rows
+    ("u5", "item_1a", T0),
+]
+
+
+def _store_frame():
+    return _frame([(u, i, t, "view", 0.5) for u, i, t in STORE_ROWS])
+
+
+def test_store_reads_in_order(engine):
+    database.import_interactions(engine, _store_frame())
+    store = database.InteractionStore(engine)
+    assert store.items_of("u1") == ["a", "c", "b", "a", "d"]  # oldest first, repeats kept
+    assert store.latest_items_of("u1", 3) == ["d", "a", "b"]  # newest first
+    assert store.latest_items_of("u1", 50) == ["d", "a", "b", "c", "a"]
+    assert store.items_of("nobody") == [] and store.latest_items_of("nobody", 3) == []
+    # Distinct users per item; ties by id in code point order ("B" < "b" < "c"; "item_10" < "item_1a").
+    assert store.popular(7) == [("a", 3), ("B", 2), ("b", 2), ("c", 2), ("d", 2), ("item_1a", 2), ("item_10", 1)]
+    assert store.popular(2) == [("a", 3), ("B", 2)]
+
+
+def test_store_reads_fresh_rows_outside_any_transaction(engine):
+    database.import_interactions(engine, _store_frame())
+    store = database.InteractionStore(engine)
+    assert store.items_of("u5") == ["item_1a"]
+    raw = store._local.connection.connection.driver_connection
+    if engine.dialect.name == "postgresql":
+        assert raw.autocommit and raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    else:
+        assert raw.isolation_level is None and not raw.in_transaction
+    database.import_interactions(engine, _frame([("u5", "a", T0 + 5, "view", 1.0)]))
+    assert store.items_of("u5") == ["item_1a", "a"]
+    assert store.popular(1) == [("a", 4)]
+    seen = []  # another thread reads on its own connection
+    thread = threading.Thread(target=lambda: seen.append((store.latest_items_of("u5", 1),
+                                                          store._local.connection)))
+    thread.start()
+    thread.join()
+    assert seen[0][0] == ["a"] and seen[0][1] is not store._local.connection
+
+
+def test_store_replaces_a_dropped_connection(engine):
+    database.import_interactions(engine, _store_frame())
+    store = database.InteractionStore(engine)
+    history = store.items_of("u1")
+    store._local.connection.connection.driver_connection.close()  # gone under the store
+    assert store.items_of("u1") == history
+    if engine.dialect.name == "postgresql":  # the server ends the session, as on a restart
+        pid = store._local.connection.connection.driver_connection.info.backend_pid
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+        assert store.latest_items_of("u1", 2) == ["d", "a"]
+        assert store._local.connection.connection.driver_connection.info.backend_pid != pid
+
+
+# -- NCFService on either backend --------------------------------------------------------------------
+def test_service_gives_the_same_results_on_both_backends(make_engine, trained_checkpoint, synthetic_json):
+    frame = read_interactions_json(synthetic_json).interactions
+    services = {}
+    for backend in ("sqlite", "postgresql"):
+        engine = make_engine(backend)
+        database.import_interactions(engine, frame)
+        services[backend] = NCFService(db=engine, model_path=trained_checkpoint)
+    users = sorted(frame["user_id"].unique())[::15] + ["brand_new_user"]
+    for user in users:
+        results = {backend: (svc.recommend(user, top_k=10), svc.recommend(user, top_k=10, exclude_seen=False))
+                   for backend, svc in services.items()}
+        assert results["sqlite"] == results["postgresql"], user
+        unseen, with_seen = results["sqlite"]
+        assert len(unseen) == len(with_seen) == 10
+        seen = set(frame.loc[frame["user_id"] == user, "item_id"])
+        assert not {item for item, _ in unseen} & seen
+
+
+# -- the seen-items queries use the user index ---------------------------------------------------------
+def _bulk_load(engine, n_users=5_000, n_items=2_000, n_rows=200_000) -> None:
+    """Random interactions, written fast: COPY on PostgreSQL, the driver's executemany on SQLite; then ANALYZE."""
+    rng = np.random.default_rng(0)
+    user_ids = [f"user_{n:05d}" for n in range(n_users)]
+    item_ids = [f"item_{n:05d}" for n in range(n_items)]
+    seconds = T0 + rng.integers(0, 180 * 86_400, n_rows)
+    # UTC times as the text SQLAlchemy stores in SQLite ("2023-11-14 22:13:20.000000"); "+00" added for COPY.
+    stamps = np.char.replace(np.datetime_as_string(seconds.astype("datetime64[s]"), unit="us"), "T", " ")
+    rows = list(zip(np.array(user_ids)[rng.integers(0, n_users, n_rows)].tolist(),
+                    np.array(item_ids)[rng.integers(0, n_items, n_rows)].tolist(), stamps.tolist(), strict=True))
+    columns = "user_id, resource_id, interaction_type, interaction_strength, interaction_timestamp, is_positive"
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        if engine.dialect.name == "postgresql":
+            with driver.cursor() as cursor:
+                for table, ids in (("users", user_ids), ("resources", item_ids)):
+                    with cursor.copy(f"COPY {table} (id) FROM STDIN") as copy:
+                        copy.write("".join(f"{key}\n" for key in ids))
+                with cursor.copy(f"COPY user_interactions ({columns}) FROM STDIN") as copy:
+                    copy.write("".join(f"{user}\t{item}\tview\t0.5\t{stamp}+00\t1\n" for user, item, stamp in rows))
+        else:
+            driver.executemany("INSERT INTO users (id) VALUES (?)", [(key,) for key in user_ids])
+            driver.executemany("INSERT INTO resources (id) VALUES (?)", [(key,) for key in item_ids])
+            driver.executemany(f"INSERT INTO user_interactions ({columns}) VALUES (?, ?, 'view', 0.5, ?, 1)", rows)
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE user_interactions"))
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def _postgres_plans(engine, sql: str, params: dict) -> dict[str, list[dict]]:
+    """The custom plan (values bound, as on a query's first runs) and the generic plan (as psycopg's
+    prepared statements get after five runs), each as a list of plan nodes."""
+    names = list(params)
+    numbered = sql
+    for n, name in enumerate(names, 1):
+        numbered = numbered.replace(f"%({name})s", f"${n}")
+    raw = engine.raw_connection()
+    try:
+        with raw.driver_connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            custom = cursor.fetchone()[0][0]["Plan"]
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE seen_items AS {numbered}")
+            values = pgsql.SQL(", ").join(pgsql.Literal(params[name]) for name in names)
+            cursor.execute(pgsql.SQL("EXPLAIN (FORMAT JSON) EXECUTE seen_items({})").format(values))
+            generic = cursor.fetchone()[0][0]["Plan"]
+            cursor.execute("DEALLOCATE seen_items")
+            cursor.execute("RESET plan_cache_mode")
+        raw.rollback()
+    finally:
+        raw.close()
+    return {"custom": list(_plan_nodes(custom)), "generic": list(_plan_nodes(generic))}
+
+
+def _describe(nodes: list[dict]) -> str:
+    return " > ".join(node["Node Type"] + (f" using {node['Index Name']}" if "Index Name" in node else "")
+                      + (f" on {node['Relation Name']}" if "Relation Name" in node else "") for node in nodes)
+
+
+def test_seen_items_queries_use_the_user_index(engine):
+    _bulk_load(engine)
+    store = database.InteractionStore(engine)
+    user = "user_02500"
+    assert len(store.items_of(user)) > 10
+    for name, query, values in (("items_of", store._all_items, {"user": user}),
+                                ("latest_items_of", store._latest, {"user": user, "n": 20})):
+        sql, params = store._bind(query, **values)  # the exact SQL and parameters the store runs
+        if engine.dialect.name == "postgresql":
+            for kind, nodes in _postgres_plans(engine, sql, params).items():
+                print(f"\npostgresql {name} ({kind} plan): {_describe(nodes)}")
+                assert not [n for n in nodes if n["Node Type"] == "Seq Scan"
+                            and n.get("Relation Name") == "user_interactions"], _describe(nodes)
+                assert [n for n in nodes if n["Node Type"] in ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
+                        and n.get("Index Name") in USER_INDEXES], _describe(nodes)
+        else:
+            raw = engine.raw_connection()
+            try:
+                details = [row[3] for row in raw.driver_connection.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            finally:
+                raw.close()
+            print(f"\nsqlite {name}: {' | '.join(details)}")
+            assert not [d for d in details if d.startswith("SCAN user_interactions")], details
+            assert [d for d in details if d.startswith("SEARCH user_interactions USING ")
+                    and any(f"INDEX {index} " in d for index in USER_INDEXES)], details

@@ -38,6 +38,7 @@ COLUMNS = ["user_id", "item_id", "timestamp", "interaction_type", "implicit_rati
 ITEM_KEYS = ("item_id", "resource_id")
 RATING_KEYS = ("implicit_rating", "strength", "interaction_strength")
 TIME_KEYS = ("timestamp", "interaction_timestamp")
+EARLIEST, LATEST = int(pd.Timestamp.min.timestamp()) + 1, int(pd.Timestamp.max.timestamp())  # what pandas holds
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _timestamp(value: Any, source: str, record: int | str, field: str = "timesta
         value = None
     if isinstance(value, dt.datetime):  # from a database; the backend writes UTC
         return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp())
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, int | float) and math.isfinite(value) and EARLIEST <= value <= LATEST:
         return int(value)
     if isinstance(value, str):
         try:
@@ -77,7 +78,7 @@ def _timestamp(value: Any, source: str, record: int | str, field: str = "timesta
                        if pd.Timestamp(value).tzinfo is None else pd.Timestamp(value).timestamp())
         except (ValueError, TypeError):
             pass
-    raise DataFormatError(f"expected epoch seconds or an ISO-8601 time, got {value!r}",
+    raise DataFormatError(f"expected epoch seconds or an ISO-8601 time between 1677 and 2262, got {value!r}",
                           source=source, record=record, field=field)
 
 

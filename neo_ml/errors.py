@@ -29,6 +29,10 @@ class DataUnavailableError(NeoMLError):
     """A corpus could not be fetched or failed its checksum."""
 
 
+class DatabaseError(NeoMLError):
+    """The database could not be reached or refused a statement; names the database (password hidden)."""
+
+
 class CheckpointError(NeoMLError):
     """A checkpoint is missing fields, corrupt or of an unknown version."""
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             frame, titles = read_interactions_json(args.data).interactions, None
         engine = database.connect(args.database)
         written = database.import_interactions(engine, frame, replace=args.replace, titles=titles)
-        return {"database": engine.url.render_as_string(hide_password=True), "interactions": written}
+        return {"database": database.database_name(engine), "interactions": written}
 
     return run_command(body, args.debug)
 

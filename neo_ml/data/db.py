@@ -10,6 +10,7 @@ tested and give the same results.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -35,11 +36,11 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from neo_ml import paths
 from neo_ml.data.interactions import interactions_frame, parse_interaction
-from neo_ml.errors import DataFormatError
+from neo_ml.errors import DatabaseError, DataFormatError
 
 # Strength above which the backend counts an interaction as positive.
 POSITIVE_THRESHOLD = 0.4
@@ -63,6 +64,21 @@ user_interactions = Table(
     # Serving reads one user's items in time order; this index makes that a range scan, no sort.
     Index("idx_user_interactions_user_time", "user_id", "interaction_timestamp", "id"),
 )
+
+
+@contextlib.contextmanager
+def database_errors(engine: Engine):
+    """SQLAlchemy's and the driver's errors as one-line ``DatabaseError`` naming the database."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise DatabaseError(f"{database_name(engine)}: {message}") from error
+
+
+def database_name(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def default_database_url() -> str:
@@ -89,7 +105,8 @@ def connect(url: str | Path | Engine | None = None, create: bool = True) -> Engi
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
     if create:
-        metadata.create_all(engine)
+        with database_errors(engine):
+            metadata.create_all(engine)
     return engine
 
 
@@ -113,7 +130,7 @@ def import_interactions(engine: Engine, frame: pd.DataFrame, replace: bool = Fal
         for u, i, t, s, ts in zip(frame["user_id"], frame["item_id"], frame["interaction_type"],
                                   strength, stamps, strict=True)
     ]
-    with engine.begin() as conn:
+    with database_errors(engine), engine.begin() as conn:
         known_users = set(conn.scalars(select(users.c.id)))
         known_items = set(conn.scalars(select(resources.c.id)))
         new_users = sorted(set(frame["user_id"]) - known_users)
@@ -141,8 +158,8 @@ def read_interactions(engine: Engine, positive_only: bool = False) -> pd.DataFra
                    t.interaction_type, t.interaction_strength, t.id)
     if positive_only:
         query = query.where(t.is_positive == 1)
-    source = engine.url.render_as_string(hide_password=True)
-    with engine.connect() as conn:
+    source = database_name(engine)
+    with database_errors(engine), engine.connect() as conn:
         rows = conn.execute(query.order_by(t.interaction_timestamp, t.id)).all()
     if not rows:
         raise DataFormatError("no interactions", source=source, field="user_interactions")
@@ -206,16 +223,21 @@ class InteractionStore:
 
     def _rows(self, query, **values) -> list[tuple]:
         sql, params = self._bind(query, **values)
-        try:
-            return self._execute(sql, params)
-        except self.engine.dialect.loaded_dbapi.Error as error:
-            # A dropped connection (server restart, idle timeout): reconnect and retry the read once.
-            conn = self._local.connection
-            if not self.engine.dialect.is_disconnect(error, conn.connection.dbapi_connection, None):
-                raise
-            conn.invalidate()
-            conn.close()
-            return self._execute(sql, params)
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        with database_errors(self.engine):
+            try:
+                return self._execute(sql, params)
+            except driver_error as error:
+                # A dropped connection (server restart, idle timeout): reconnect and retry the read once.
+                conn = self._local.connection
+                if not self.engine.dialect.is_disconnect(error, conn.connection.dbapi_connection, None):
+                    raise DatabaseError(f"{database_name(self.engine)}: {error}") from error
+                conn.invalidate()
+                conn.close()
+                try:
+                    return self._execute(sql, params)
+                except driver_error as again:
+                    raise DatabaseError(f"{database_name(self.engine)}: {again}") from again
 
     def items_of(self, user_id: str) -> list[str]:
         """The user's items in time order, oldest first (repeats kept)."""

@@ -75,3 +75,15 @@ def trained_service(tmp_path_factory, dewey_subset):
     service = MLClassificationService(model_path=folder)
     metrics = service.fine_tune(dewey_subset[0], max_length=64, batch_size=32)
     return service, metrics
+
+
+@pytest.fixture(scope="module")
+def db_service(tmp_path_factory, trained_checkpoint, synthetic_json):
+    """An NCFService reading seen items from a SQLite database of the synthetic data (one per module)."""
+    from neo_ml import NCFService
+    from neo_ml.data import db as database
+    from neo_ml.data.interactions import read_interactions_json
+
+    engine = database.connect(tmp_path_factory.mktemp("db") / "neo.db")
+    database.import_interactions(engine, read_interactions_json(synthetic_json).interactions)
+    return NCFService(db=engine, model_path=trained_checkpoint)

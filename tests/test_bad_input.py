@@ -47,6 +47,16 @@ def _file(content: str | bytes, name: str) -> Path:
     return path
 
 
+def _mutated(document: dict, rows: str, record: int, field: str, value, delete: bool) -> dict:
+    """A copy of ``document`` with ``document[rows][record][field]`` set to ``value``, or deleted."""
+    document = json.loads(json.dumps(document))
+    if delete:
+        document[rows][record].pop(field)
+    else:
+        document[rows][record][field] = value
+    return document
+
+
 def _defined_or_named(call, path: Path):
     """``call()``'s result, or None after a DataFormatError naming ``path``; anything else fails."""
     try:
@@ -57,24 +67,29 @@ def _defined_or_named(call, path: Path):
 
 
 # -- files ------------------------------------------------------------------------------------
+FORMATS = {  # valid document, its list of records, reader, records read, another name the reader accepts
+    "interactions": (VALID_INTERACTIONS, "interactions", read_interactions_json, lambda d: len(d.interactions),
+                     {"item_id": "resource_id"}),
+    "samples": (VALID_SAMPLES, "samples", read_classification_json, lambda d: len(d.samples), {}),
+}
+
+
+@pytest.mark.parametrize("kind", FORMATS)
 @SETTINGS
-@given(record=st.integers(0, 2), field=st.sampled_from(sorted(VALID_INTERACTIONS["interactions"][0])),
-       value=anything, delete=st.booleans())
-def test_a_broken_interaction_record_is_named_by_record_and_field(record, field, value, delete):
-    document = json.loads(json.dumps(VALID_INTERACTIONS))
-    if delete:
-        document["interactions"][record].pop(field)
-    else:
-        document["interactions"][record][field] = value
-    path = _file(json.dumps(document), "interactions.json")
+@given(data=st.data(), value=anything, delete=st.booleans())
+def test_a_broken_record_is_named_by_record_and_field(kind, data, value, delete):
+    valid, rows, read, count, aliases = FORMATS[kind]
+    record = data.draw(st.integers(0, len(valid[rows]) - 1), label="record")
+    field = data.draw(st.sampled_from(sorted(valid[rows][record])), label="field")
+    path = _file(json.dumps(_mutated(valid, rows, record, field, value, delete)), f"{kind}.json")
     try:
-        dataset = read_interactions_json(path)
+        dataset = read(path)
     except DataFormatError as error:
         message = str(error)
         assert path.name in message and f"record {record}" in message, message
-        assert field in message or (field == "item_id" and "resource_id" in message), message
+        assert f"'{field}'" in message or f"'{aliases.get(field)}'" in message, message
     else:
-        assert len(dataset.interactions) == 3
+        assert count(dataset) == len(valid[rows])
 
 
 @SETTINGS
@@ -91,26 +106,6 @@ def test_bytes_that_are_not_json_are_refused_with_the_file_named(content):
     path = _file(content, "bytes.json")
     _defined_or_named(lambda: read_interactions_json(path), path)
     _defined_or_named(lambda: read_classification_json(path), path)
-
-
-@SETTINGS
-@given(record=st.integers(0, 1), field=st.sampled_from(["text", "taxonomy_codes"]), value=anything,
-       delete=st.booleans())
-def test_a_broken_classification_sample_is_named_by_record_and_field(record, field, value, delete):
-    document = json.loads(json.dumps(VALID_SAMPLES))
-    if delete:
-        document["samples"][record].pop(field)
-    else:
-        document["samples"][record][field] = value
-    path = _file(json.dumps(document), "samples.json")
-    try:
-        dataset = read_classification_json(path)
-    except DataFormatError as error:
-        message = str(error)
-        assert path.name in message and f"record {record}" in message, message
-        assert "text" in message or "taxonomy" in message or "label" in message, message
-    else:
-        assert len(dataset.samples) == 2
 
 
 # -- database rows ----------------------------------------------------------------------------

@@ -4,20 +4,12 @@ import torch
 
 from neo_ml import ColdStartError, InvalidRequestError, NCFModelNotFoundError, NCFService
 from neo_ml.data import db as database
-from neo_ml.data.interactions import read_interactions_json
 from neo_ml.ncf.checkpoint import REQUIRED_KEYS
 
 
 @pytest.fixture(scope="module")
 def service(trained_checkpoint):
     return NCFService(model_path=trained_checkpoint)
-
-
-@pytest.fixture(scope="module")
-def db_service(tmp_path_factory, trained_checkpoint, synthetic_json):
-    engine = database.connect(tmp_path_factory.mktemp("db") / "neo.db")
-    database.import_interactions(engine, read_interactions_json(synthetic_json).interactions)
-    return NCFService(db=engine, model_path=trained_checkpoint)
 
 
 def test_checkpoint_loads_with_weights_only(trained_checkpoint):

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 from neo_ml import MLClassificationService, NCFService
-from neo_ml.data import db as database
-from neo_ml.data.interactions import read_interactions_json
 from neo_ml.errors import InvalidRequestError, RateLimitExceededError
 from neo_ml.serving import RateLimiter
 
@@ -37,13 +35,6 @@ def _hammer(calls, seconds=SECONDS, threads=THREADS):
         return [row for rows in pool.map(worker, range(threads)) for row in rows]
 
 
-@pytest.fixture(scope="module")
-def ncf_db_service(tmp_path_factory, trained_checkpoint, synthetic_json):
-    engine = database.connect(tmp_path_factory.mktemp("db") / "neo.db")
-    database.import_interactions(engine, read_interactions_json(synthetic_json).interactions)
-    return NCFService(db=engine, model_path=trained_checkpoint)
-
-
 def _ncf_calls(service):
     rng = np.random.default_rng(0)
     service.recommend("warm-up", 1)  # loads the model
@@ -60,8 +51,8 @@ def _ncf_calls(service):
 
 
 @pytest.mark.parametrize("with_db", [False, True], ids=["checkpoint", "sqlite"])
-def test_eight_threads_give_the_single_thread_answers_for_ncf(trained_checkpoint, ncf_db_service, with_db):
-    service = ncf_db_service if with_db else NCFService(model_path=trained_checkpoint)
+def test_eight_threads_give_the_single_thread_answers_for_ncf(trained_checkpoint, db_service, with_db):
+    service = db_service if with_db else NCFService(model_path=trained_checkpoint)
     calls = _ncf_calls(service)
     expected = {name: call() for name, call in calls}
     results = _hammer(calls)

@@ -46,11 +46,14 @@ def load_training_data(spec: str):
     raise NeoMLError(f"--data {spec!r}: expected one of {CORPORA} or a .json file")
 
 
-def evaluate(model: TaxonomyClassifier, test, progress: bool = False) -> dict:
-    """Test metrics, and how often the top-1 prediction is right per confidence bin."""
+def evaluate(model: TaxonomyClassifier, test, progress: bool = False, probabilities: np.ndarray | None = None) -> dict:
+    """Test metrics, and how often the top-1 prediction is right per confidence bin.
+
+    ``probabilities``: the model's ``predict_proba`` of the test texts, when the caller already has them.
+    """
     texts, truth = [text for text, _ in test], [labels for _, labels in test]
     started = time.perf_counter()
-    probabilities = model.predict_proba(texts, progress)
+    probabilities = model.predict_proba(texts, progress) if probabilities is None else probabilities
     chosen = model.decide(probabilities)
     seconds = time.perf_counter() - started
     labels = list(model.label_map.labels)

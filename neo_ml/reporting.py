@@ -77,8 +77,8 @@ def plot_bars(values: dict[str, float], ylabel: str, title: str, run_dir=None, n
 
 
 def plot_grouped_bars(rows: dict[str, dict[str, float]], ylabel: str, title: str, run_dir=None,
-                      name: str = "grouped_bars"):
-    """One group of bars per metric, one colour per row (model): ``{model: {metric: value}}``."""
+                      name: str = "grouped_bars", xlabel: str = "metric"):
+    """One group of bars per metric (or corpus), one colour per row (model): ``{model: {metric: value}}``."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)  # metrics as the index, models as the columns
@@ -86,7 +86,7 @@ def plot_grouped_bars(rows: dict[str, dict[str, float]], ylabel: str, title: str
     frame.plot.bar(ax=ax, rot=0)
     for container in ax.containers:
         ax.bar_label(container, fmt="%.3f", fontsize=7)
-    ax.set(xlabel="metric", ylabel=ylabel, title=title, ylim=(0, min(1.05, frame.to_numpy().max() * 1.15)))
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(0, min(1.05, frame.to_numpy().max() * 1.15)))
     ax.legend(title="model", fontsize=8)
     return save(fig, run_dir, name)
 

@@ -52,8 +52,8 @@ def evaluate(model: TaxonomyClassifier, test, progress: bool = False, probabilit
     ``probabilities``: the model's ``predict_proba`` of the test texts, when the caller already has them.
     """
     texts, truth = [text for text, _ in test], [labels for _, labels in test]
-    started = time.perf_counter()
-    probabilities = model.predict_proba(texts, progress) if probabilities is None else probabilities
+    started, scored_here = time.perf_counter(), probabilities is None
+    probabilities = model.predict_proba(texts, progress) if scored_here else probabilities
     chosen = model.decide(probabilities)
     seconds = time.perf_counter() - started
     labels = list(model.label_map.labels)
@@ -64,7 +64,8 @@ def evaluate(model: TaxonomyClassifier, test, progress: bool = False, probabilit
     confident = confidence >= 0.9
     return {**report, "confident_share": float(confident.mean()),
             "confident_accuracy": float(correct[confident].mean()) if confident.any() else float("nan"),
-            "reliability": calibration.reliability_table(confidence, correct), "seconds": seconds}
+            "reliability": calibration.reliability_table(confidence, correct),
+            **({"seconds": seconds} if scored_here else {})}  # scoring time, when it was scored here
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,16 +33,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], None],
+                 before_replace: Callable[[Path], None] | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
     A crash or an exception leaves any existing ``path`` untouched.
+    ``before_replace(tmp)`` runs once the file is written, before the rename.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_file(path)
     try:
         write(tmp)
+        if before_replace is not None:
+            before_replace(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync_folder(path.parent)
@@ -155,7 +158,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-
 def checksum_path(path: str | Path) -> Path:
     return Path(f"{path}.sha256")
 
@@ -183,17 +185,14 @@ def write_verified(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     old = [file_sha256(path)] if path.is_file() else []
-    tmp = _temporary_file(path)
-    try:
-        write(tmp)
-        new = file_sha256(tmp)
-        write_json(checksum_path(path), {"file": path.name, "sha256": [new, *old]})
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync_folder(path.parent)
-        write_json(checksum_path(path), {"file": path.name, "sha256": [new]})
-    finally:
-        tmp.unlink(missing_ok=True)
+    new = []
+
+    def accept_both(tmp: Path) -> None:
+        new.append(file_sha256(tmp))
+        write_json(checksum_path(path), {"file": path.name, "sha256": new + old})
+
+    atomic_write(path, write, accept_both)
+    write_json(checksum_path(path), {"file": path.name, "sha256": new})
     return path
 
 

@@ -3,11 +3,16 @@
     python -m neo_ml.train_ncf --data ml-100k --output models/ncf_benchmark_v1.pt
     python -m neo_ml.train_ncf --data interactions.json --output model.pt
     python -m neo_ml.train_ncf --data sqlite:///data/neo_alexandria.db --output model.pt
+    torchrun --nproc_per_node=2 -m neo_ml.train_ncf --data ml-100k --output model.pt
 
 MovieLens-100k is split NCF-LOO (last item test, previous validation). A JSON
 file or a database keeps each user's last item for validation and trains on
 the rest; a JSON file's ``held_out_test`` is only evaluated, never used to
 choose epochs. The final metrics are printed to stdout as one JSON line.
+
+Under torchrun every process loads the data and builds the same split, trains
+its shard with DistributedDataParallel (``distributed.Ranks``), and rank 0
+alone evaluates, writes the checkpoint and prints the metrics.
 Exit status 1 with a one-line message on bad input (``--debug`` for a traceback).
 """
 
@@ -27,6 +32,7 @@ from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k
 from neo_ml.data.interactions import HeldOutCase, interactions_checksum, read_interactions_json
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
+from neo_ml.distributed import Ranks, choose_device
 from neo_ml.errors import NeoMLError
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
@@ -62,20 +68,27 @@ def training_state_path(output: Path) -> Path:
 
 
 def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed: int = 2017,
-                 progress: bool = True, resume: bool = False) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
-    """Split, train (saving the state each epoch), evaluate and save; returns the final metrics."""
+                 progress: bool = True, resume: bool = False,
+                 ranks: Ranks | None = None) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
+    """Split, train (saving the state each epoch), evaluate and save; returns the final metrics.
+
+    Under torchrun only rank 0 evaluates and saves; the other ranks return empty metrics.
+    """
     split = leave_one_out_split(data.interactions, seed=split_seed, hold_out_test=data.hold_out_test)
     state = training_state_path(output)
+    ranks = ranks or Ranks(device=choose_device(config.device))
     result = train_ncf_model(split, config, progress=progress, state_path=state, resume=resume,
-                             fingerprint=f"{data.checksum}:{split_seed}")
+                             fingerprint=f"{data.checksum}:{split_seed}", ranks=ranks)
+    if not ranks.is_main:
+        return {}, result, split
     metrics: dict = {"best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 2),
-                     **result.validation_metrics}
+                     "processes": ranks.world_size, "device": str(ranks.device), **result.validation_metrics}
     if data.hold_out_test:
         metrics |= {f"test_{k}": v for k, v in evaluate_model(result.model, split, "test").items()}
     if data.held_out_test:
         history = split.history_for("test", result.model.history_length) if config.history_length else None
         metrics |= evaluate_held_out(result.model, data.held_out_test, split.users, split.items, history)
-    save_ncf_checkpoint(output, result.model, config.to_dict(), split.users, split.items, split.all_pairs(),
+    save_ncf_checkpoint(output, result.model.cpu(), config.to_dict(), split.users, split.items, split.all_pairs(),
                         metrics, result.history, data.checksum, data.source)
     remove_training_state(state)
     return metrics, result, split
@@ -100,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=defaults.patience)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--split-seed", type=int, default=2017, help="seed of the evaluation negatives")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (per process)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N; default: CUDA when present")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from OUTPUT's .state.pt (written after every epoch)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -129,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         config = NCFConfig(**{f.name: getattr(args, f.name) for f in fields(NCFConfig) if hasattr(args, f.name)})
-        data = load_training_data(args.data)
-        metrics, _, _ = run_training(data, config, args.output, args.split_seed, progress=not args.no_progress,
-                                     resume=args.resume)
-        return {"output": str(args.output), "data": data.source, **metrics}
+        ranks = Ranks.from_environment(config.device)
+        try:
+            data = load_training_data(args.data)
+            metrics, _, _ = run_training(data, config, args.output, args.split_seed,
+                                         progress=not args.no_progress, resume=args.resume, ranks=ranks)
+        finally:
+            ranks.close()
+        return {"output": str(args.output), "data": data.source, **metrics} if ranks.is_main else None
 
     return run_command(body, args.debug)
 

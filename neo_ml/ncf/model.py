@@ -70,6 +70,14 @@ class _Scorer(nn.Module):
     def forward(self, users, items, history=None) -> torch.Tensor:
         return self.score(self.user_vectors(users, history), items)
 
+    # Two-stage recommendation (``ncf.retrieval``): items whose inner product with a user's query is
+    # high are the candidates the full model then scores. None: no inner-product side to search.
+    def retrieval_items(self) -> torch.Tensor | None:
+        return None
+
+    def retrieval_queries(self, vectors) -> torch.Tensor | None:
+        return None
+
     def predict(self, users, items, history=None) -> torch.Tensor:
         return torch.sigmoid(self(users, items, history))
 
@@ -142,6 +150,12 @@ class GMF(_Scorer):
     def score(self, vectors, items) -> torch.Tensor:
         return self.output(vectors[0] * self.item_embedding(items)).squeeze(-1)
 
+    def retrieval_items(self) -> torch.Tensor:
+        return self.item_embedding.weight  # exact: the score is this inner product plus a bias
+
+    def retrieval_queries(self, vectors) -> torch.Tensor:
+        return vectors[0] * self.output.weight[0]
+
 
 class NeuMF(_Scorer):
     """GMF and MLP side by side with separate embeddings, fused by one output layer."""
@@ -166,6 +180,12 @@ class NeuMF(_Scorer):
         gmf = vectors[0] * self.gmf_item(items)
         mlp = self.mlp(torch.cat([vectors[1], self.mlp_item(items)], dim=-1))
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
+
+    def retrieval_items(self) -> torch.Tensor:
+        return self.gmf_item.weight  # the GMF side of the score; the MLP side is not an inner product
+
+    def retrieval_queries(self, vectors) -> torch.Tensor:
+        return vectors[0] * self.output.weight[0, :vectors[0].shape[1]]
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:

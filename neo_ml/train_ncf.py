@@ -19,6 +19,8 @@ Exit status 1 with a one-line message on bad input (``--debug`` for a traceback)
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,7 +36,7 @@ from neo_ml.data.interactions import HeldOutCase, interactions_checksum, read_in
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
 from neo_ml.distributed import Ranks, choose_device
 from neo_ml.errors import NeoMLError
-from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_ncf_checkpoint
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
 from neo_ml.ncf.train import NCFConfig, TrainResult, remove_training_state, train_ncf_model
 
@@ -60,6 +62,9 @@ def load_training_data(spec: str) -> TrainingData:
         frame = database.read_interactions(database.connect(spec, create=False))
         return TrainingData(frame, spec, interactions_checksum(frame), hold_out_test=False)
     raise NeoMLError(f"--data {spec!r}: expected 'ml-100k', a .json file or a database URL")
+
+
+SELECT_METRICS = ("ndcg@10", "hr@10", "ndcg@10_full", "hr@10_full")
 
 
 def training_state_path(output: Path) -> Path:
@@ -94,6 +99,43 @@ def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed
     return metrics, result, split
 
 
+def config_arguments(config: NCFConfig) -> list[str]:
+    """Command-line flags that give ``config`` back (``build_parser`` has one per NCFConfig field)."""
+    arguments = []
+    for name, value in config.to_dict().items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            arguments += [flag] if value else []
+        elif isinstance(value, list):
+            arguments += [flag, *map(str, value)]
+        elif value is not None:
+            arguments += [flag, str(value)]
+    return arguments
+
+
+def run_distributed(data: TrainingData, config: NCFConfig, output: Path, processes: int,
+                    split_seed: int = 2017) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
+    """``run_training`` with ``processes`` DDP ranks under torchrun (for notebooks and scripts).
+
+    torchrun runs this module; the checkpoint it writes gives the model and history back.
+    """
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
+               "-m", "neo_ml.train_ncf", "--data", data.source, "--output", str(output),
+               "--split-seed", str(split_seed), "--no-progress", *config_arguments(config)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        raise NeoMLError(f"torchrun with {processes} processes failed (exit {done.returncode}): "
+                         + (errors[0] if errors else done.stderr[-2000:]))
+    metrics = json.loads(done.stdout.strip().splitlines()[-1])
+    checkpoint = load_ncf_checkpoint(output)
+    result = TrainResult(model_from_checkpoint(checkpoint), config, checkpoint["training_history"],
+                         metrics["best_epoch"], {k: v for k, v in metrics.items() if k.startswith("val_")},
+                         metrics["train_seconds"])
+    split = leave_one_out_split(data.interactions, seed=split_seed, hold_out_test=data.hold_out_test)
+    return metrics, result, split
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m neo_ml.train_ncf", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="ml-100k | FILE.json | DATABASE_URL")
@@ -101,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = NCFConfig()
     parser.add_argument("--architecture", choices=["neumf", "mlp", "gmf"], default=defaults.architecture)
     parser.add_argument("--embedding-dim", type=int, default=defaults.embedding_dim)
+    parser.add_argument("--gmf-dim", type=int, default=defaults.gmf_dim, help="neumf: default the embedding dim")
     parser.add_argument("--hidden-layers", type=int, nargs="+", default=defaults.hidden_layers)
     parser.add_argument("--history-length", type=int, default=defaults.history_length,
                         help="latest items added to the user vector; 0 = the plain model")
@@ -111,10 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     parser.add_argument("--num-negatives", type=int, default=defaults.num_negatives)
     parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--select-metric", default=defaults.select_metric,
+                        help="validation metric that picks the epoch: ndcg@10, hr@10, ndcg@10_full, ...")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--split-seed", type=int, default=2017, help="seed of the evaluation negatives")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (per process)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N; default: CUDA when present")
+    parser.add_argument("--sparse", action="store_true",
+                        help="sparse embedding gradients with SparseAdam (large catalogues)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from OUTPUT's .state.pt (written after every epoch)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -129,8 +176,10 @@ def _check_args(args: argparse.Namespace) -> None:
             raise NeoMLError(f"--{name.replace('_', '-')} must be positive")
     if args.learning_rate <= 0 or args.history_length < 0 or not 0 <= args.dropout < 1:
         raise NeoMLError("--learning-rate must be > 0, --history-length >= 0, 0 <= --dropout < 1")
-    if any(width <= 0 for width in args.hidden_layers):
-        raise NeoMLError("--hidden-layers must be positive widths")
+    if any(width <= 0 for width in args.hidden_layers) or (args.gmf_dim is not None and args.gmf_dim <= 0):
+        raise NeoMLError("--hidden-layers and --gmf-dim must be positive widths")
+    if args.select_metric not in SELECT_METRICS:
+        raise NeoMLError(f"--select-metric must be one of {', '.join(SELECT_METRICS)}")
     if args.output.is_dir():
         raise NeoMLError(f"--output {args.output} is a folder; give a file path")
 

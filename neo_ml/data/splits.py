@@ -179,14 +179,26 @@ def latest_items(pairs: np.ndarray, num_users: int, length: int, pad: int) -> np
 
 def sample_unseen_items(seen_by_user: list[np.ndarray], num_items: int, count: int,
                         rng: np.random.Generator) -> np.ndarray:
-    """``count`` distinct items per user, uniformly from the items that user has not seen."""
+    """``count`` distinct items per user, uniformly from the items that user has not seen.
+
+    Rejection sampling: uniform draws, seen items and repeats dropped, the
+    first ``count`` kept in draw order. The cost follows ``count`` and the
+    user's history, not the catalogue, so a million items cost no more.
+    """
     out = np.empty((len(seen_by_user), count), dtype=np.int64)
     for user, seen in enumerate(seen_by_user):
-        unseen = np.setdiff1d(np.arange(num_items), seen, assume_unique=False)
-        if len(unseen) < count:
-            raise DataFormatError(
-                f"user index {user} has only {len(unseen)} unseen items; {count} negatives needed")
-        out[user] = rng.choice(unseen, size=count, replace=False)
+        seen = np.unique(seen)
+        unseen = num_items - len(seen)
+        if unseen < count:
+            raise DataFormatError(f"user index {user} has only {unseen} unseen items; {count} negatives needed")
+        picked = np.empty(0, dtype=np.int64)
+        while len(picked) < count:
+            # Enough draws that, after rejections, one round almost always suffices.
+            draws = rng.integers(0, num_items, int((count - len(picked)) * num_items / unseen * 1.3) + 8)
+            picked = np.concatenate([picked, draws[~np.isin(draws, seen, assume_unique=False)]])
+            _, first = np.unique(picked, return_index=True)
+            picked = picked[np.sort(first)]
+        out[user] = picked[:count]
     return out
 
 

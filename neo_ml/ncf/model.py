@@ -49,7 +49,8 @@ class UserTower(nn.Module):
         if self.history is not None and history is not None:
             # One fused op: the mean over each row's items, padding left out.
             vector = vector + nn.functional.embedding_bag(
-                history, self.history.weight, mode="mean", padding_idx=self.history.padding_idx)
+                history, self.history.weight, mode="mean", padding_idx=self.history.padding_idx,
+                sparse=self.history.sparse)
         return vector
 
 

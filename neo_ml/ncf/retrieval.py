@@ -37,7 +37,7 @@ class IVFIndex:
     """Approximate maximum inner product search with FAISS ``IndexIVFFlat``.
 
     ``cells`` defaults to about 4 sqrt(items); k-means trains on at most
-    256 vectors per cell. ``nprobe`` cells are scanned per query.
+    64 vectors per cell. ``nprobe`` cells are scanned per query.
     """
 
     name = "ivf"
@@ -50,7 +50,7 @@ class IVFIndex:
         cells = cells or max(1, int(4 * np.sqrt(len(items))))
         quantizer = faiss.IndexFlatIP(items.shape[1])
         self.index = faiss.IndexIVFFlat(quantizer, items.shape[1], cells, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(seed).choice(len(items), min(len(items), 256 * cells), replace=False)
+        sample = np.random.default_rng(seed).choice(len(items), min(len(items), 64 * cells), replace=False)
         self.index.cp.seed = seed
         self.index.train(items[np.sort(sample)])
         self.index.add(items)

@@ -71,13 +71,9 @@ class _Scorer(nn.Module):
     def forward(self, users, items, history=None) -> torch.Tensor:
         return self.score(self.user_vectors(users, history), items)
 
-    # Two-stage recommendation (``ncf.retrieval``): items whose inner product with a user's query is
-    # high are the candidates the full model then scores. None: no inner-product side to search.
-    def retrieval_items(self) -> torch.Tensor | None:
-        return None
-
-    def retrieval_queries(self, vectors) -> torch.Tensor | None:
-        return None
+    # Two-stage recommendation (``ncf.retrieval``): the items whose inner product with a user's
+    # query is high are the candidates the full model then scores. Each architecture defines
+    # ``retrieval_items()`` (one row per item) and ``retrieval_queries(user vectors)``.
 
     def predict(self, users, items, history=None) -> torch.Tensor:
         return torch.sigmoid(self(users, items, history))
@@ -100,13 +96,31 @@ class _Scorer(nn.Module):
         self._item_projection = None
         return super().load_state_dict(*args, **kwargs)
 
+    def _projection(self, item_weight: torch.Tensor) -> torch.Tensor:
+        """W_i i for every item: the item half of the first MLP layer (cached)."""
+        if getattr(self, "_item_projection", None) is None or self.training:
+            self._item_projection = item_weight @ self.mlp[0].weight[:, item_weight.shape[1]:].T
+            self._mean_projection = self._item_projection.mean(0)
+        return self._item_projection
+
     def _mlp_all_items(self, user_vectors: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
         """The MLP tower's output for every (user, item) pair: shape (users, items, width)."""
         first, dim = self.mlp[0], user_vectors.shape[1]
-        if getattr(self, "_item_projection", None) is None or self.training:
-            self._item_projection = item_weight @ first.weight[:, dim:].T
         user_part = user_vectors @ first.weight[:, :dim].T + first.bias
-        return self.mlp[1:](self._item_projection.unsqueeze(0) + user_part.unsqueeze(1))
+        return self.mlp[1:](self._projection(item_weight).unsqueeze(0) + user_part.unsqueeze(1))
+
+    def _mlp_queries(self, user_vectors: torch.Tensor, item_weight: torch.Tensor,
+                     output_weight: torch.Tensor) -> torch.Tensor:
+        """Per user, the gradient of the MLP side's score with respect to the item's projection W_i i,
+        taken at the mean item. Its inner product with an item's projection is a first-order (Taylor)
+        estimate of that item's MLP score, so the MLP side can be searched as an inner product too."""
+        first, dim = self.mlp[0], user_vectors.shape[1]
+        self._projection(item_weight)
+        point = (user_vectors @ first.weight[:, :dim].T + first.bias + self._mean_projection).detach()
+        with torch.enable_grad():
+            point.requires_grad_(True)
+            (gradient,) = torch.autograd.grad((self.mlp[1:](point) @ output_weight).sum(), point)
+        return gradient
 
 
 class NCFModel(_Scorer):
@@ -132,6 +146,12 @@ class NCFModel(_Scorer):
     def score_all_items(self, users, history=None) -> torch.Tensor:
         hidden = self._mlp_all_items(self.user_vectors(users, history)[0], self.item_embedding.weight)
         return self.output(hidden).squeeze(-1)
+
+    def retrieval_items(self) -> torch.Tensor:
+        return self._projection(self.item_embedding.weight)
+
+    def retrieval_queries(self, vectors) -> torch.Tensor:
+        return self._mlp_queries(vectors[0], self.item_embedding.weight, self.output.weight[0])
 
 
 class GMF(_Scorer):
@@ -182,11 +202,14 @@ class NeuMF(_Scorer):
         mlp = self.mlp(torch.cat([vectors[1], self.mlp_item(items)], dim=-1))
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
 
+    # The GMF side is an inner product; the MLP side is estimated to first order (``_mlp_queries``).
     def retrieval_items(self) -> torch.Tensor:
-        return self.gmf_item.weight  # the GMF side of the score; the MLP side is not an inner product
+        return torch.cat([self.gmf_item.weight, self._projection(self.mlp_item.weight)], dim=1)
 
     def retrieval_queries(self, vectors) -> torch.Tensor:
-        return vectors[0] * self.output.weight[0, :vectors[0].shape[1]]
+        weight, dim = self.output.weight[0], vectors[0].shape[1]
+        return torch.cat([vectors[0] * weight[:dim],
+                          self._mlp_queries(vectors[1], self.mlp_item.weight, weight[dim:])], dim=1)
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:

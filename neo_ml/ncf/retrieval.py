@@ -2,9 +2,11 @@
 
 Scoring every item with the MLP tower costs about 10k multiply-adds per item,
 about 0.3 s for a million items on 2 cores. The GMF side of NeuMF (and all of
-GMF) is an inner product, ``(u * w) . v_i``: a search over the item vectors
-finds the items that side rates highest, and the full model then scores only
-those candidates.
+GMF) is an inner product, ``(u * w) . v_i``. The MLP side is estimated to
+first order: its gradient with respect to the item's first-layer projection
+``W_i v_i``, taken at the mean item, dotted with each item's projection
+(``NeuMF.retrieval_queries``). A search over these item vectors finds the
+items the estimate rates highest, and the full model scores only those.
 
 ``MatmulIndex`` is exact (one matrix product and a top-k). ``IVFIndex`` is
 FAISS's inverted file: k-means cells over the item vectors, and a query

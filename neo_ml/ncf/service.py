@@ -12,10 +12,10 @@ What each call does with ids it does not know:
 ==================  ==============================================================
 
 Large catalogues (``retrieval``): "exact" scores every item with the full
-model; "ivf" (FAISS) or "matmul" first retrieve ``candidates`` items by the
-inner product of the model's GMF side (``ncf.retrieval``), then score only
-those. "auto" (the default) is exact up to ``TWO_STAGE_ABOVE`` items and ivf
-beyond, for models with a GMF side.
+model; "ivf" (FAISS) or "matmul" first retrieve ``candidates`` items by an inner
+product that estimates the model's score (``ncf.retrieval``), then score only
+those with the full model. "auto" (the default) is exact up to
+``TWO_STAGE_ABOVE`` items and ivf beyond.
 
 Scores are probabilities (the sigmoid of the model's logit, computed in float64
 so that confident items do not tie at 1.0); higher is better.
@@ -116,18 +116,15 @@ class NCFService:
                      checkpoint["training_metrics"])
             self.model = model
 
+    @torch.no_grad()
     def _build_index(self, model):
         """The candidate index of two-stage recommendation, or None for exact scoring."""
-        items = model.retrieval_items()
         kind = self.retrieval
         if kind == "auto":
-            kind = "ivf" if items is not None and model.num_items > TWO_STAGE_ABOVE else "exact"
+            kind = "ivf" if model.num_items > TWO_STAGE_ABOVE else "exact"
         if kind == "exact":
             return None
-        if items is None:
-            raise InvalidRequestError(f"retrieval {kind!r} needs a model with a GMF side (neumf or gmf); "
-                                      f"{self.model_path} holds another")
-        items = items.detach().cpu().numpy()
+        items = model.retrieval_items().cpu().numpy()
         return build_index(kind, items, nprobe=self.nprobe) if kind == "ivf" else build_index(kind, items)
 
     # -- per-user context ----------------------------------------------------------------

@@ -49,8 +49,11 @@ def peak_memory_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def train_at_scale(size: str, max_batches: int | None = None, seed: int = 0) -> dict:
-    """Generate, split and train one epoch at ``size``; seconds, throughput and peak memory."""
+def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = False, seed: int = 0) -> dict:
+    """Generate, split and train one epoch at ``size``; seconds, throughput and peak memory.
+
+    ``sparse``: sparse embedding gradients with SparseAdam (``NCFConfig.sparse``).
+    """
     users, items, interactions = SIZES[size]
     started = time.perf_counter()
     coded = create_scale_interactions(users, items, interactions, seed=seed)
@@ -59,9 +62,10 @@ def train_at_scale(size: str, max_batches: int | None = None, seed: int = 0) -> 
     rows = len(coded)
     del coded
     split_done = time.perf_counter()
-    result = train_ncf_model(split, NCFConfig(epochs=1, seed=seed), progress=False, max_batches=max_batches)
+    result = train_ncf_model(split, NCFConfig(epochs=1, seed=seed, sparse=sparse), progress=False,
+                             max_batches=max_batches)
     epoch = result.history[0]
-    return {"size": size, "users": split.num_users, "items": split.num_items, "interactions": rows,
+    return {"size": size, "sparse": sparse, "users": split.num_users, "items": split.num_items, "interactions": rows,
             "train_positives": len(split.train), "max_batches": max_batches,
             "generate_seconds": generated - started, "split_seconds": split_done - generated,
             "train_pairs": epoch["train_pairs"], "fit_seconds": epoch["fit_seconds"],
@@ -82,20 +86,21 @@ def run_in_fresh_process(*arguments: str) -> dict:
 def format_report(report: dict) -> str:
     lines = ["NCF training at scale (default NeuMF + history, batch 1024 pairs, 4 negatives per positive, "
              f"{report['torch_threads']} torch threads)", "",
-             "| size | users | items | interactions | pairs trained | pairs/s | epoch (est.) min | "
-             "validation s | split s | peak GiB |", "| --- " * 10 + "|"]
+             "| size | users | items | interactions | gradients | pairs trained | pairs/s | epoch (est.) min | "
+             "validation s | generate + split s | peak GiB |", "| --- " * 11 + "|"]
     for row in report["runs"]:
         epoch_minutes = 5 * row["train_positives"] / row["pairs_per_second"] / 60
         lines.append(f"| {row['size']} | {row['users']:,} | {row['items']:,} | {row['interactions']:,} | "
-                     f"{row['train_pairs']:,} | {row['pairs_per_second']:,.0f} | {epoch_minutes:.1f} | "
-                     f"{row['validation_seconds']:.1f} | {row['split_seconds']:.1f} | "
-                     f"{row['peak_memory_gib']:.2f} |")
+                     f"{'sparse' if row['sparse'] else 'dense'} | {row['train_pairs']:,} | "
+                     f"{row['pairs_per_second']:,.0f} | {epoch_minutes:.1f} | {row['validation_seconds']:.1f} | "
+                     f"{row['generate_seconds'] + row['split_seconds']:.0f} | {row['peak_memory_gib']:.2f} |")
     return "\n".join(lines)
 
 
 def run_scale_benchmark(sizes=tuple(SIZES), max_batches: int | None = 3000, output: Path | None = None) -> dict:
     started = time.perf_counter()
-    runs = [run_in_fresh_process("train", size, *([str(max_batches)] if max_batches else [])) for size in sizes]
+    runs = [run_in_fresh_process("train", size, str(max_batches or 0), gradients)
+            for size in sizes for gradients in ("dense", "sparse")]
     report = {"suite": "scale", "runs": runs, "torch_threads": torch.get_num_threads(),
               "config": NCFConfig().to_dict()}
     return finish_report(report, started, output, format_report)
@@ -170,6 +175,7 @@ def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None)
 if __name__ == "__main__":
     kind, name, *rest = sys.argv[1:]
     if kind == "train":
-        print(json.dumps(train_at_scale(name, int(rest[0]) if rest else None)))
+        batches, gradients = rest
+        print(json.dumps(train_at_scale(name, int(batches) or None, sparse=gradients == "sparse")))
     else:
         print(json.dumps(catalogue_at_scale(name)))

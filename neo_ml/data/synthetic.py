@@ -101,15 +101,20 @@ def create_scale_interactions(num_users: int, num_items: int, num_interactions: 
         return items
 
     # Draw, drop repeats, and draw again for the users still short: popular items repeat often,
-    # so after a few rounds the heaviest users fill up with uniformly drawn items.
-    keys = np.empty(0, dtype=np.int64)
+    # so after a few rounds the heaviest users fill up with uniformly drawn items. Later rounds
+    # are small and merge into the sorted keys without sorting them again.
+    users = np.repeat(np.arange(num_users, dtype=np.int64), per_user * 5 // 4)
+    keys = np.unique(users * num_items + draw(users))
     for round_ in range(30):
         short = per_user - np.bincount(keys // num_items, minlength=num_users)
         if (short <= 0).all():
             break
-        users = np.repeat(np.arange(num_users, dtype=np.int64), np.clip(short, 0, None) * 3 // 2)
-        items = draw(users) if round_ < 3 else rng.integers(0, num_items, len(users))
-        keys = np.unique(np.concatenate([keys, users * num_items + items]))
+        users = np.repeat(np.arange(num_users, dtype=np.int64), np.clip(short, 0, None) * 3 // 2 + 1)
+        items = draw(users) if round_ < 2 else rng.integers(0, num_items, len(users))
+        new = np.unique(users * num_items + items)
+        at = np.searchsorted(keys, new)
+        fresh = new[keys[np.minimum(at, len(keys) - 1)] != new]
+        keys = np.insert(keys, np.searchsorted(keys, fresh), fresh)
     users, items = keys // num_items, keys % num_items
     # Each user keeps ``per_user`` of its distinct items, chosen at random.
     order = np.lexsort((rng.random(len(users)), users))

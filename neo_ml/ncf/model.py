@@ -103,11 +103,28 @@ class _Scorer(nn.Module):
             self._mean_projection = self._item_projection.mean(0)
         return self._item_projection
 
-    def _mlp_all_items(self, user_vectors: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
-        """The MLP tower's output for every (user, item) pair: shape (users, items, width)."""
+    SCORE_CHUNK = 2**24  # hidden values per block when scoring every item (64 MB of float32)
+
+    def _mlp_all_items(self, user_vectors: torch.Tensor, item_weight: torch.Tensor,
+                       output_weight: torch.Tensor) -> torch.Tensor:
+        """The MLP side's score of every (user, item) pair, shape (users, items).
+
+        Blocks of users and items keep the (users, items, width) hidden values
+        within ``SCORE_CHUNK``: a million items would otherwise need 0.5 GB per user.
+        """
         first, dim = self.mlp[0], user_vectors.shape[1]
+        projection = self._projection(item_weight)
         user_part = user_vectors @ first.weight[:, :dim].T + first.bias
-        return self.mlp[1:](self._projection(item_weight).unsqueeze(0) + user_part.unsqueeze(1))
+        items, width = projection.shape
+        item_step = max(1, min(items, self.SCORE_CHUNK // width))
+        user_step = max(1, self.SCORE_CHUNK // (item_step * width))
+        scores = user_part.new_empty(len(user_part), items)
+        for u in range(0, len(user_part), user_step):
+            for i in range(0, items, item_step):
+                hidden = self.mlp[1:](projection[i:i + item_step].unsqueeze(0)
+                                      + user_part[u:u + user_step].unsqueeze(1))
+                scores[u:u + user_step, i:i + item_step] = hidden @ output_weight
+        return scores
 
     def _mlp_queries(self, user_vectors: torch.Tensor, item_weight: torch.Tensor,
                      output_weight: torch.Tensor) -> torch.Tensor:
@@ -144,8 +161,8 @@ class NCFModel(_Scorer):
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:
-        hidden = self._mlp_all_items(self.user_vectors(users, history)[0], self.item_embedding.weight)
-        return self.output(hidden).squeeze(-1)
+        return self._mlp_all_items(self.user_vectors(users, history)[0], self.item_embedding.weight,
+                                   self.output.weight[0]) + self.output.bias
 
     def retrieval_items(self) -> torch.Tensor:
         return self._projection(self.item_embedding.weight)
@@ -216,7 +233,7 @@ class NeuMF(_Scorer):
         gmf_user, mlp_user = self.user_vectors(users, history)
         weight, dim = self.output.weight[0], gmf_user.shape[1]
         gmf = (gmf_user * weight[:dim]) @ self.gmf_item.weight.T
-        mlp = self._mlp_all_items(mlp_user, self.mlp_item.weight) @ weight[dim:]
+        mlp = self._mlp_all_items(mlp_user, self.mlp_item.weight, weight[dim:])
         return gmf + mlp + self.output.bias
 
 

@@ -53,7 +53,8 @@ LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
 
 def movielens_loo_split(ratings: pd.DataFrame) -> LeaveOneOutSplit:
     """The NCF-LOO split with its negatives, saved once so every model ranks the same candidates."""
-    path = paths.data_dir() / "ml-100k" / f"ncf_loo_seed{SPLIT_SEED}_{ML100K_CHECKSUM[:12]}.npz"
+    # v2: negatives drawn by rejection sampling (``sample_unseen_items``); a v1 file holds other draws.
+    path = paths.data_dir() / "ml-100k" / f"ncf_loo_v2_seed{SPLIT_SEED}_{ML100K_CHECKSUM[:12]}.npz"
     if path.is_file():
         return LeaveOneOutSplit.load(path)
     split = leave_one_out_split(ratings, seed=SPLIT_SEED)

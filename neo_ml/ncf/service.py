@@ -165,11 +165,10 @@ class NCFService:
         return user
 
     @torch.no_grad()
-    def _logits(self, user: int, history: torch.Tensor | None, items: np.ndarray | None) -> torch.Tensor:
+    def _logits(self, user: int, history: torch.Tensor | None, items: np.ndarray) -> torch.Tensor:
+        """The user's logits for ``items`` (recommend scores through ``_recommend_known``)."""
         users = torch.tensor([user], device=self.device)
         history = None if history is None else history.to(self.device)
-        if items is None:
-            return self.model.score_all_items(users, history)[0].cpu()
         vectors = tuple(v.expand(len(items), -1) for v in self.model.user_vectors(users, history))
         return self.model.score(vectors, torch.as_tensor(items, device=self.device)).cpu()
 

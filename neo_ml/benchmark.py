@@ -3,7 +3,7 @@
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
     python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
     python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (scale.py)
-    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M]                        (scale.py)
+    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (scale.py)
 
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=None, help="scale: 100k 1M 20M")
     parser.add_argument("--max-batches", type=int, default=3000, help="scale: batches trained per size (0: all)")
     parser.add_argument("--catalogues", nargs="+", default=None, help="catalogue: 10k 100k 1M")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="catalogue: folder keeping the trained checkpoints (reused when present)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
     args = parser.parse_args(argv)
     if args.suite in ("scale", "catalogue"):
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.suite == "scale":
             scale.run_scale_benchmark(args.sizes or list(scale.SIZES), args.max_batches or None, args.output)
         else:
-            scale.run_catalogue_benchmark(args.catalogues or list(scale.CATALOGUES), args.output)
+            scale.run_catalogue_benchmark(args.catalogues or list(scale.CATALOGUES), args.output, args.models)
         return 0
     if args.suite == "classifier":
         from neo_ml.classification.benchmark import CORPORA, run_classifier_benchmark

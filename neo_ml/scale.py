@@ -1,7 +1,7 @@
 """Scale benchmarks: NCF training up to MovieLens-20M size, and serving catalogues up to a million items.
 
     python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]
-    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M]
+    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]
 
 Training: each size runs in a fresh process, so its peak resident memory is its own:
 generate the interactions (``data.synthetic.create_scale_interactions``, the
@@ -111,25 +111,32 @@ SERVING_USERS, SERVING_INTERACTIONS = 20_000, 1_000_000
 
 
 def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int = 0) -> tuple[Path, dict]:
-    """A NeuMF + history checkpoint over ``items`` synthetic items; its path and training figures."""
+    """A NeuMF + history checkpoint over ``items`` synthetic items; its path and training figures.
+
+    A checkpoint already in ``folder`` (with its ``.json`` figures) is served as it is.
+    """
+    path, figures = folder / f"ncf_{items}.pt", folder / f"ncf_{items}.json"
+    if path.exists() and figures.exists():
+        return path, json.loads(figures.read_text())
     coded = create_scale_interactions(SERVING_USERS, items, SERVING_INTERACTIONS, seed=seed)
     split = coded_leave_one_out_split(coded, hold_out_test=False)
     config = NCFConfig(epochs=epochs, patience=epochs, sparse=True, seed=seed)
     result = train_ncf_model(split, config, progress=False)
-    path = folder / f"ncf_{items}.pt"
     save_ncf_checkpoint(path, result.model, config.to_dict(), split.users, split.items, split.all_pairs(),
                         result.validation_metrics, result.history, f"synthetic:{seed}", "create_scale_interactions")
-    return path, {"items": split.num_items, "train_seconds": result.train_seconds,
-                  "val_hr@10": result.validation_metrics.get("val_hr@10")}
+    training = {"items": split.num_items, "train_seconds": result.train_seconds,
+                "val_hr@10": result.validation_metrics.get("val_hr@10")}
+    figures.write_text(json.dumps(training))
+    return path, training
 
 
-def serve_catalogue(path: Path, users: list[str], top_k: int = 10, candidates: int = 500) -> dict:
+def serve_catalogue(path: Path, users: list[str], top_k: int = 10) -> dict:
     """Latency, recall of the exact top ``top_k`` and batch throughput of each retrieval mode."""
     exact = NCFService(model_path=path, retrieval="exact")
     truth = [set(i for i, _ in ranked) for ranked in exact.recommend_batch(users, top_k)]
     figures = {}
     for mode in ("exact", "matmul", "ivf"):
-        service = exact if mode == "exact" else NCFService(model_path=path, retrieval=mode, candidates=candidates)
+        service = exact if mode == "exact" else NCFService(model_path=path, retrieval=mode)
         loaded = time.perf_counter()
         service.recommend(users[0], top_k)  # loads the checkpoint and builds the index
         load_seconds = time.perf_counter() - loaded
@@ -141,21 +148,24 @@ def serve_catalogue(path: Path, users: list[str], top_k: int = 10, candidates: i
                           for ranked, want in zip(batch, truth, strict=True)])
         figures[mode] = {**latency, "recall@10_of_exact": float(recall), "load_seconds": load_seconds,
                          "index_seconds": getattr(service.index, "build_seconds", 0.0),
-                         "batch_users_per_second": len(users) / batch_seconds}
+                         "batch_users_per_second": len(users) / batch_seconds,
+                         "candidates": service.candidates, "nprobe": service.nprobe}
     return figures
 
 
-def catalogue_at_scale(name: str, queries: int = 300, seed: int = 0) -> dict:
+def catalogue_at_scale(name: str, models: Path | None = None, queries: int = 300, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        path, training = train_catalogue_model(CATALOGUES[name], Path(folder), seed=seed)
+        path, training = train_catalogue_model(CATALOGUES[name], models or Path(folder), seed=seed)
         users = [str(u) for u in np.random.default_rng(seed).choice(SERVING_USERS, queries, replace=False)]
         return {"catalogue": name, **training, "queries": queries, "torch_threads": torch.get_num_threads(),
                 "modes": serve_catalogue(path, users), "peak_memory_gib": peak_memory_gib()}
 
 
 def format_catalogue_report(report: dict) -> str:
-    lines = [f"Recommend top 10 over large catalogues ({report['runs'][0]['queries']} known users, "
-             f"{report['runs'][0]['torch_threads']} torch threads, 500 candidates, IVF nprobe 32)", "",
+    first = report["runs"][0]
+    lines = [f"Recommend top 10 over large catalogues ({first['queries']} known users, "
+             f"{first['torch_threads']} torch threads, {first['modes']['ivf']['candidates']} candidates, "
+             f"IVF nprobe {first['modes']['ivf']['nprobe']})", "",
              "| catalogue | mode | p50 ms | p95 ms | recall of exact top 10 | batch users/s | index s |",
              "| --- " * 7 + "|"]
     for run in report["runs"]:
@@ -166,10 +176,13 @@ def format_catalogue_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None) -> dict:
-    started = time.perf_counter()
-    report = {"suite": "catalogue", "runs": [run_in_fresh_process("catalogue", name) for name in names]}
-    return finish_report(report, started, output, format_catalogue_report)
+def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None, models: Path | None = None) -> dict:
+    """Each catalogue in a fresh process; ``models``: a folder keeping the trained checkpoints for later runs."""
+    started, runs = time.perf_counter(), []
+    for name in names:
+        runs.append(run_in_fresh_process("catalogue", name, *([str(models)] if models else [])))
+        print(format_catalogue_report({"runs": runs[-1:]}).split("\n", 4)[-1], file=sys.stderr, flush=True)
+    return finish_report({"suite": "catalogue", "runs": runs}, started, output, format_catalogue_report)
 
 
 if __name__ == "__main__":
@@ -178,4 +191,4 @@ if __name__ == "__main__":
         batches, gradients = rest
         print(json.dumps(train_at_scale(name, int(batches) or None, sparse=gradients == "sparse")))
     else:
-        print(json.dumps(catalogue_at_scale(name)))
+        print(json.dumps(catalogue_at_scale(name, Path(rest[0]) if rest else None)))

@@ -73,7 +73,20 @@ class _Scorer(nn.Module):
 
     # Two-stage recommendation (``ncf.retrieval``): the items whose inner product with a user's
     # query is high are the candidates the full model then scores. Each architecture defines
-    # ``retrieval_items()`` (one row per item) and ``retrieval_queries(user vectors)``.
+    # ``retrieval_items()`` (one row per item) and ``retrieval_queries(user vectors, near)``,
+    # ``near`` optional item indices per user around which an approximate query is taken.
+    item_prior: torch.Tensor | None = None
+
+    def set_item_prior(self, counts) -> None:
+        """Weights of the items (training interactions) for the MLP side's linearisation point.
+
+        The point is the prior-weighted mean item: where the items users actually take
+        lie. The plain mean is pulled towards the many rarely seen items, far from any
+        user's best, and the first-order estimate loses most of the exact top 10 there.
+        """
+        weights = torch.as_tensor(counts, dtype=torch.float32).clamp(min=0)
+        self.item_prior = weights / weights.sum() if weights.sum() > 0 else None
+        self._item_projection = None
 
     def predict(self, users, items, history=None) -> torch.Tensor:
         return torch.sigmoid(self(users, items, history))
@@ -100,7 +113,9 @@ class _Scorer(nn.Module):
         """W_i i for every item: the item half of the first MLP layer (cached)."""
         if getattr(self, "_item_projection", None) is None or self.training:
             self._item_projection = item_weight @ self.mlp[0].weight[:, item_weight.shape[1]:].T
-            self._mean_projection = self._item_projection.mean(0)
+            prior = self.item_prior
+            self._mean_projection = (self._item_projection.mean(0) if prior is None
+                                     else prior.to(item_weight.device) @ self._item_projection)
         return self._item_projection
 
     SCORE_CHUNK = 2**24  # hidden values per block when scoring every item (64 MB of float32)
@@ -127,13 +142,15 @@ class _Scorer(nn.Module):
         return scores
 
     def _mlp_queries(self, user_vectors: torch.Tensor, item_weight: torch.Tensor,
-                     output_weight: torch.Tensor) -> torch.Tensor:
+                     output_weight: torch.Tensor, near: torch.Tensor | None = None) -> torch.Tensor:
         """Per user, the gradient of the MLP side's score with respect to the item's projection W_i i,
-        taken at the mean item. Its inner product with an item's projection is a first-order (Taylor)
-        estimate of that item's MLP score, so the MLP side can be searched as an inner product too."""
+        taken at the prior's mean item, or at the mean of the user's row of items ``near``. Its inner
+        product with an item's projection is a first-order (Taylor) estimate of that item's MLP
+        score, so the MLP side can be searched as an inner product too."""
         first, dim = self.mlp[0], user_vectors.shape[1]
-        self._projection(item_weight)
-        point = (user_vectors @ first.weight[:, :dim].T + first.bias + self._mean_projection).detach()
+        projection = self._projection(item_weight)
+        at = self._mean_projection if near is None else projection[near].mean(1)
+        point = (user_vectors @ first.weight[:, :dim].T + first.bias + at).detach()
         with torch.enable_grad():
             point.requires_grad_(True)
             (gradient,) = torch.autograd.grad((self.mlp[1:](point) @ output_weight).sum(), point)
@@ -167,8 +184,8 @@ class NCFModel(_Scorer):
     def retrieval_items(self) -> torch.Tensor:
         return self._projection(self.item_embedding.weight)
 
-    def retrieval_queries(self, vectors) -> torch.Tensor:
-        return self._mlp_queries(vectors[0], self.item_embedding.weight, self.output.weight[0])
+    def retrieval_queries(self, vectors, near=None) -> torch.Tensor:
+        return self._mlp_queries(vectors[0], self.item_embedding.weight, self.output.weight[0], near)
 
 
 class GMF(_Scorer):
@@ -191,8 +208,8 @@ class GMF(_Scorer):
     def retrieval_items(self) -> torch.Tensor:
         return self.item_embedding.weight  # exact: the score is this inner product plus a bias
 
-    def retrieval_queries(self, vectors) -> torch.Tensor:
-        return vectors[0] * self.output.weight[0]
+    def retrieval_queries(self, vectors, near=None) -> torch.Tensor:
+        return vectors[0] * self.output.weight[0]  # exact, wherever it is taken
 
 
 class NeuMF(_Scorer):
@@ -223,10 +240,10 @@ class NeuMF(_Scorer):
     def retrieval_items(self) -> torch.Tensor:
         return torch.cat([self.gmf_item.weight, self._projection(self.mlp_item.weight)], dim=1)
 
-    def retrieval_queries(self, vectors) -> torch.Tensor:
+    def retrieval_queries(self, vectors, near=None) -> torch.Tensor:
         weight, dim = self.output.weight[0], vectors[0].shape[1]
         return torch.cat([vectors[0] * weight[:dim],
-                          self._mlp_queries(vectors[1], self.mlp_item.weight, weight[dim:])], dim=1)
+                          self._mlp_queries(vectors[1], self.mlp_item.weight, weight[dim:], near)], dim=1)
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:

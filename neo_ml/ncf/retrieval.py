@@ -38,8 +38,14 @@ class MatmulIndex:
 class IVFIndex:
     """Approximate maximum inner product search with FAISS ``IndexIVFFlat``.
 
-    ``cells`` defaults to about 4 sqrt(items); k-means trains on at most
-    64 vectors per cell. ``nprobe`` cells are scanned per query.
+    Inner products become distances first: each item gets one more coordinate,
+    sqrt(M^2 - |x|^2) with M the largest item norm, and each query a 0 there,
+    so |q - x|^2 = |q|^2 + M^2 - 2 q.x and the nearest items are those of the
+    highest inner product. k-means cells then hold items that are near each
+    other, which an inner-product IVF over vectors of unequal norms does not
+    give (its recall here was 0.03-0.39). ``cells`` defaults to about
+    4 sqrt(items); k-means trains on at most 64 vectors per cell; ``nprobe``
+    cells are scanned per query.
     """
 
     name = "ivf"
@@ -49,9 +55,10 @@ class IVFIndex:
 
         started = time.perf_counter()
         items = np.ascontiguousarray(items, dtype=np.float32)
+        squared = np.einsum("ij,ij->i", items, items)
+        items = np.hstack([items, np.sqrt(squared.max() - squared)[:, None]]).astype(np.float32)
         cells = cells or max(1, int(4 * np.sqrt(len(items))))
-        quantizer = faiss.IndexFlatIP(items.shape[1])
-        self.index = faiss.IndexIVFFlat(quantizer, items.shape[1], cells, faiss.METRIC_INNER_PRODUCT)
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(items.shape[1]), items.shape[1], cells)
         sample = np.random.default_rng(seed).choice(len(items), min(len(items), 64 * cells), replace=False)
         self.index.cp.seed = seed
         self.index.train(items[np.sort(sample)])
@@ -60,7 +67,9 @@ class IVFIndex:
         self.build_seconds = time.perf_counter() - started
 
     def search(self, queries: np.ndarray, k: int) -> np.ndarray:
-        _, found = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        padded = np.hstack([queries, np.zeros((len(queries), 1), dtype=np.float32)])
+        _, found = self.index.search(padded, k)
         return found  # -1 where a query's cells hold fewer than k items
 
 

@@ -2,6 +2,7 @@
 
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
     python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
+    python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs int8 ONNX on a 20NG checkpoint
 
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
@@ -223,13 +224,22 @@ def finish_report(report: dict, started: float, output: Path | None, format_repo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neo_ml.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("suite", choices=["ncf", "classifier"])
+    parser.add_argument("suite", choices=["ncf", "classifier", "classifier-inference"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="ncf: training seeds")
     parser.add_argument("--corpora", nargs="+", default=None, help="classifier: corpora to run (default all)")
     parser.add_argument("--quick", action="store_true",
                         help="ncf: default model, one seed, no 75/25; classifier: R8 and small data only")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="classifier-inference: a classifier checkpoint trained on 20ng")
     args = parser.parse_args(argv)
+    if args.suite == "classifier-inference":
+        from neo_ml.classification.benchmark import run_inference_benchmark
+
+        if args.checkpoint is None:
+            parser.error("classifier-inference needs --checkpoint DIR (a checkpoint trained with --data 20ng)")
+        run_inference_benchmark(args.checkpoint, output=args.output)
+        return 0
     if args.suite == "classifier":
         from neo_ml.classification.benchmark import CORPORA, run_classifier_benchmark
 

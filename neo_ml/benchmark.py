@@ -3,6 +3,8 @@
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
     python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
     python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs int8 ONNX on a 20NG checkpoint
+    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (scale.py)
+    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M]                        (scale.py)
 
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
@@ -52,7 +54,8 @@ LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
 
 def movielens_loo_split(ratings: pd.DataFrame) -> LeaveOneOutSplit:
     """The NCF-LOO split with its negatives, saved once so every model ranks the same candidates."""
-    path = paths.data_dir() / "ml-100k" / f"ncf_loo_seed{SPLIT_SEED}_{ML100K_CHECKSUM[:12]}.npz"
+    # v2: negatives drawn by rejection sampling (``sample_unseen_items``); a v1 file holds other draws.
+    path = paths.data_dir() / "ml-100k" / f"ncf_loo_v2_seed{SPLIT_SEED}_{ML100K_CHECKSUM[:12]}.npz"
     if path.is_file():
         return LeaveOneOutSplit.load(path)
     split = leave_one_out_split(ratings, seed=SPLIT_SEED)
@@ -224,11 +227,14 @@ def finish_report(report: dict, started: float, output: Path | None, format_repo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neo_ml.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("suite", choices=["ncf", "classifier", "classifier-inference"])
+    parser.add_argument("suite", choices=["ncf", "classifier", "classifier-inference", "scale", "catalogue"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="ncf: training seeds")
     parser.add_argument("--corpora", nargs="+", default=None, help="classifier: corpora to run (default all)")
     parser.add_argument("--quick", action="store_true",
                         help="ncf: default model, one seed, no 75/25; classifier: R8 and small data only")
+    parser.add_argument("--sizes", nargs="+", default=None, help="scale: 100k 1M 20M")
+    parser.add_argument("--max-batches", type=int, default=3000, help="scale: batches trained per size (0: all)")
+    parser.add_argument("--catalogues", nargs="+", default=None, help="catalogue: 10k 100k 1M")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="classifier-inference: a classifier checkpoint trained on 20ng")
@@ -239,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is None:
             parser.error("classifier-inference needs --checkpoint DIR (a checkpoint trained with --data 20ng)")
         run_inference_benchmark(args.checkpoint, output=args.output)
+        return 0
+    if args.suite in ("scale", "catalogue"):
+        from neo_ml import scale
+
+        if args.suite == "scale":
+            scale.run_scale_benchmark(args.sizes or list(scale.SIZES), args.max_batches or None, args.output)
+        else:
+            scale.run_catalogue_benchmark(args.catalogues or list(scale.CATALOGUES), args.output)
         return 0
     if args.suite == "classifier":
         from neo_ml.classification.benchmark import CORPORA, run_classifier_benchmark

@@ -13,6 +13,8 @@ from neo_ml.errors import NeoMLError
 def run_command(body: Callable[[], dict], debug: bool = False) -> int:
     """Run ``body``; print its result as one JSON line (exit 0), or the error as one line (exit 1).
 
+    A ``None`` result prints nothing (a torchrun rank other than 0).
+
     ``debug`` shows DEBUG logs and lets errors raise with their traceback.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
@@ -24,5 +26,6 @@ def run_command(body: Callable[[], dict], debug: bool = False) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result))
+    if result is not None:
+        print(json.dumps(result))
     return 0

@@ -65,7 +65,7 @@ def test_a_nan_loss_stops_training_with_the_epoch_and_batch_named(small_split, m
             loss = super().forward(logits, labels)
             return loss * float("nan") if DivergesAtEpoch2Batch3.calls == batches + 3 else loss
 
-    batches = -(-5 * len(small_split.train) // CONFIG["batch_size"])  # positives and 4 negatives each
+    batches = -(-len(small_split.train) // train.positives_per_batch(NCFConfig(**CONFIG)))
     monkeypatch.setattr(train.nn, "BCEWithLogitsLoss", DivergesAtEpoch2Batch3)
     state = tmp_path / "run.state.pt"
     with pytest.raises(TrainingDivergedError, match=r"epoch 2, batch 3: the training loss is nan; stopped\. "

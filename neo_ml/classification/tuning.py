@@ -11,7 +11,8 @@ encoder's depth is full fine-tuning (word embeddings frozen), for small data
 and GPUs.
 
 Works for BERT-style encoders (``model.encoder.layer``: BERT, MiniLM,
-RoBERTa, ...).
+RoBERTa, ...), on the encoder's device (CUDA when it was loaded there); the
+cache stays in CPU memory and each batch moves to the device.
 """
 
 from __future__ import annotations
@@ -76,20 +77,22 @@ class LowerLayerCache:
         from tqdm.auto import tqdm
 
         lower = transformer_layers(model)[:split_layer]
+        self.device = next(model.parameters()).device
         self.states: list[torch.Tensor] = [None] * len(texts)
         self.lengths = np.zeros(len(texts), dtype=int)
         batches = length_batches(np.array([len(t) for t in texts]), np.arange(len(texts)), batch_size)
         for rows in tqdm(batches, desc=f"caching layers 1-{split_layer}", disable=not progress, leave=False):
             batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length, padding=True,
-                              return_tensors="pt")
+                              return_tensors="pt").to(self.device)
             hidden = model.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
             hidden = _run_layers(model, lower, hidden, batch["attention_mask"])
             for n, i in enumerate(rows):
                 length = int(batch["attention_mask"][n].sum())
-                self.states[i], self.lengths[i] = hidden[n, :length].to(torch.float16).clone(), length
+                self.states[i], self.lengths[i] = hidden[n, :length].to(torch.float16).cpu().clone(), length
 
     def padded(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return _pad(self.states, rows)
+        hidden, mask = _pad(self.states, rows)
+        return hidden.to(self.device), mask.to(self.device)
 
     def batches(self, rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
         return length_batches(self.lengths, rows, batch_size)
@@ -129,12 +132,12 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cache = LowerLayerCache(texts, tokenizer, model, depth - layers, max_length, batch_size, progress)
-    top = TopLayers(model, layers, targets.shape[1])
+    top = TopLayers(model, layers, targets.shape[1]).to(cache.device)
     optimizer = torch.optim.AdamW([{"params": top.layers.parameters(), "lr": learning_rate},
                                    {"params": top.head.parameters(), "lr": 1e-3}], weight_decay=0.01)
     train_batches = cache.batches(train_rows, batch_size)
     schedule = get_linear_schedule_with_warmup(optimizer, len(train_batches) // 10, len(train_batches) * epochs)
-    labels = torch.as_tensor(targets, dtype=torch.float32)
+    labels = torch.as_tensor(targets, dtype=torch.float32, device=cache.device)
     loss_fn = nn.BCEWithLogitsLoss()
 
     history, best_epoch, best_state = [], 0, None
@@ -173,8 +176,8 @@ def _validate(top: TopLayers, cache: LowerLayerCache, rows: np.ndarray, labels: 
 
     top.eval()
     batches = cache.batches(rows, batch_size)
-    logits = torch.cat([top(*cache.padded(batch)) for batch in batches])
-    truth = labels[np.concatenate(batches)]
+    logits = torch.cat([top(*cache.padded(batch)) for batch in batches]).cpu()
+    truth = labels[np.concatenate(batches)].cpu()
     chosen = logits >= 0
     chosen[torch.arange(len(logits)), logits.argmax(1)] = True
     return {"validation_loss": nn.functional.binary_cross_entropy_with_logits(logits, truth).item(),
@@ -187,5 +190,5 @@ def _pooled_embeddings(top: TopLayers, cache: LowerLayerCache, batch_size: int) 
     top.eval()
     out = np.zeros((len(cache.states), top.head.in_features), dtype=np.float32)
     for rows in cache.batches(np.arange(len(cache.states)), batch_size):
-        out[rows] = top.pooled(*cache.padded(rows)).numpy()
+        out[rows] = top.pooled(*cache.padded(rows)).cpu().numpy()
     return out

@@ -129,11 +129,14 @@ class LeaveOneOutSplit:
 
 
 def _encoded(interactions: pd.DataFrame, users: IdMap, items: IdMap) -> pd.DataFrame:
-    frame = pd.DataFrame({
+    return _time_ordered(pd.DataFrame({
         "user": users.encode(interactions["user_id"]),
         "item": items.encode(interactions["item_id"]),
         "timestamp": interactions["timestamp"].to_numpy(np.int64),
-    })
+    }))
+
+
+def _time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
     # Repeated interactions with one item count once (implicit feedback), at their first time.
     return frame.sort_values(["user", "timestamp", "item"], kind="stable").drop_duplicates(
         ["user", "item"], keep="first")
@@ -145,12 +148,15 @@ def history_before_each(pairs: np.ndarray, length: int, pad: int) -> np.ndarray:
     Row r of the result lists the user's previous items, latest first, padded
     with ``pad``. A row never sees its own item or anything after it.
     """
-    n = len(pairs)
-    history = np.full((n, length), pad, dtype=np.int64)
-    rows = np.arange(n)
+    return history_before_rows(pairs, np.arange(len(pairs)), length, pad)
+
+
+def history_before_rows(pairs: np.ndarray, rows: np.ndarray, length: int, pad: int) -> np.ndarray:
+    """``history_before_each`` for the given rows only, so a batch never needs the whole table."""
+    history = np.full((len(rows), length), pad, dtype=np.int64)
     for back in range(1, length + 1):
         source = rows - back
-        same_user = (source >= 0) & (pairs[np.maximum(source, 0), 0] == pairs[:, 0])
+        same_user = (source >= 0) & (pairs[np.maximum(source, 0), 0] == pairs[rows, 0])
         history[same_user, back - 1] = pairs[source[same_user], 1]
     return history
 
@@ -173,14 +179,26 @@ def latest_items(pairs: np.ndarray, num_users: int, length: int, pad: int) -> np
 
 def sample_unseen_items(seen_by_user: list[np.ndarray], num_items: int, count: int,
                         rng: np.random.Generator) -> np.ndarray:
-    """``count`` distinct items per user, uniformly from the items that user has not seen."""
+    """``count`` distinct items per user, uniformly from the items that user has not seen.
+
+    Rejection sampling: uniform draws, seen items and repeats dropped, the
+    first ``count`` kept in draw order. The cost follows ``count`` and the
+    user's history, not the catalogue, so a million items cost no more.
+    """
     out = np.empty((len(seen_by_user), count), dtype=np.int64)
     for user, seen in enumerate(seen_by_user):
-        unseen = np.setdiff1d(np.arange(num_items), seen, assume_unique=False)
-        if len(unseen) < count:
-            raise DataFormatError(
-                f"user index {user} has only {len(unseen)} unseen items; {count} negatives needed")
-        out[user] = rng.choice(unseen, size=count, replace=False)
+        seen = np.unique(seen)
+        unseen = num_items - len(seen)
+        if unseen < count:
+            raise DataFormatError(f"user index {user} has only {unseen} unseen items; {count} negatives needed")
+        picked = np.empty(0, dtype=np.int64)
+        while len(picked) < count:
+            # Enough draws that, after rejections, one round almost always suffices.
+            draws = rng.integers(0, num_items, int((count - len(picked)) * num_items / unseen * 1.3) + 8)
+            picked = np.concatenate([picked, draws[~np.isin(draws, seen, assume_unique=False)]])
+            _, first = np.unique(picked, return_index=True)
+            picked = picked[np.sort(first)]
+        out[user] = picked[:count]
     return out
 
 
@@ -195,6 +213,24 @@ def leave_one_out_split(interactions: pd.DataFrame, num_negatives: int = 99, see
     has, so small catalogues still split.
     """
     users, items, frame = _encoded_frame(interactions)
+    return _leave_one_out(users, items, frame, num_negatives, seed, hold_out_test)
+
+
+def coded_leave_one_out_split(coded: pd.DataFrame, num_negatives: int = 99, seed: int = 2017,
+                              hold_out_test: bool = True) -> LeaveOneOutSplit:
+    """``leave_one_out_split`` of integer-coded interactions (columns ``user``, ``item``, ``timestamp``).
+
+    Codes run from 0 and become the ids ("0", "1", ...). At MovieLens-20M scale
+    this skips millions of id strings (``data.synthetic.create_scale_interactions``).
+    """
+    users = IdMap(tuple(map(str, range(int(coded["user"].max()) + 1))))
+    items = IdMap(tuple(map(str, range(int(coded["item"].max()) + 1))))
+    return _leave_one_out(users, items, _time_ordered(coded[["user", "item", "timestamp"]]),
+                          num_negatives, seed, hold_out_test)
+
+
+def _leave_one_out(users: IdMap, items: IdMap, frame: pd.DataFrame, num_negatives: int, seed: int,
+                   hold_out_test: bool) -> LeaveOneOutSplit:
     from_end = frame.groupby("user").cumcount(ascending=False).to_numpy()
     counts = frame.groupby("user")["item"].transform("size").to_numpy()
     test_pos, val_pos = (0, 1) if hold_out_test else (-1, 0)
@@ -299,20 +335,37 @@ class NegativeSampler:
         return items
 
 
-def create_negative_samples(positives: np.ndarray, num_items: int, ratio: int = 4,
-                            rng: np.random.Generator | int | None = None,
-                            sampler: NegativeSampler | None = None
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One epoch of training pairs: every positive plus ``ratio`` fresh negatives for its user.
+@dataclass
+class TrainingBatch:
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray  # 1.0 for the positives first, then 0.0 for their negatives
+    history: np.ndarray | None  # the user's items before each pair's positive (see history_before_each)
 
-    Returns (users, items, labels) as arrays. Call once per epoch so the
-    negatives are resampled each time.
+
+def epoch_batches(positives: np.ndarray, sampler: NegativeSampler, ratio: int, positives_per_batch: int,
+                  seed: int, epoch: int, history_length: int = 0, rank: int = 0, world_size: int = 1):
+    """One epoch of training batches, streamed: each positive once, with ``ratio`` fresh negatives.
+
+    Negatives are drawn batch by batch, so memory does not grow with the
+    epoch. The shuffle depends on (seed, epoch) only, and each of
+    ``world_size`` ranks takes every ``world_size``-th positive of it: the
+    shards are disjoint and equally long (up to ``world_size - 1`` positives
+    sit out an epoch, different ones each time). Negatives come from a
+    generator of (seed, epoch, rank), so an epoch is the same however often
+    it is run, which makes resuming exact.
     """
-    rng = np.random.default_rng(rng)
-    sampler = sampler or NegativeSampler(positives, num_items)
-    neg_users = np.repeat(positives[:, 0], ratio)
-    neg_items = sampler.sample(neg_users, rng)
-    users = np.concatenate([positives[:, 0], neg_users])
-    items = np.concatenate([positives[:, 1], neg_items])
-    labels = np.concatenate([np.ones(len(positives), np.float32), np.zeros(len(neg_users), np.float32)])
-    return users, items, labels
+    order = np.random.default_rng([seed, epoch]).permutation(len(positives))
+    shard = order[:len(order) - len(order) % world_size][rank::world_size]
+    rng = np.random.default_rng([seed, epoch, rank])
+    for start in range(0, len(shard), positives_per_batch):
+        rows = shard[start:start + positives_per_batch]
+        pair_rows = np.concatenate([rows, np.repeat(rows, ratio)])
+        users = positives[pair_rows, 0]
+        items = positives[pair_rows, 1]
+        items[len(rows):] = sampler.sample(users[len(rows):], rng)
+        labels = np.zeros(len(pair_rows), np.float32)
+        labels[:len(rows)] = 1
+        history = history_before_rows(positives, pair_rows, history_length, sampler.num_items) \
+            if history_length else None
+        yield TrainingBatch(users, items, labels, history)

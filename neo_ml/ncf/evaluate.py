@@ -21,19 +21,29 @@ def ranks_against_candidates(target_scores: np.ndarray, candidate_scores: np.nda
     return (candidate_scores >= target_scores[:, None]).sum(axis=1)
 
 
+def _device_of(model) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def sampled_ranks(model, users: np.ndarray, targets: np.ndarray, negatives: np.ndarray,
-                  history: np.ndarray | None = None) -> np.ndarray:
-    """Rank of each user's target item among that user's sampled negatives.
+                  history: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
+    """Rank of each user's target item among that user's sampled negatives (``chunk`` users at a time).
 
     ``history`` holds one row per entry of ``users`` (see NCF models).
     """
     model.eval()
+    device = _device_of(model)
     candidates = np.concatenate([targets[:, None], negatives], axis=1)
     width = candidates.shape[1]
-    u = torch.as_tensor(np.repeat(users, width))
-    h = None if history is None else torch.as_tensor(np.repeat(history, width, axis=0))
-    scores = model(u, torch.as_tensor(candidates.reshape(-1)), h).view(candidates.shape).numpy()
+    scores = np.empty(candidates.shape, dtype=np.float32)
+    for start in range(0, len(users), chunk):
+        part = slice(start, start + chunk)
+        u = torch.as_tensor(np.repeat(users[part], width), device=device)
+        h = None if history is None else torch.as_tensor(np.repeat(history[part], width, axis=0), device=device)
+        items = torch.as_tensor(candidates[part].reshape(-1), device=device)
+        scores[part] = model(u, items, h).view(-1, width).cpu().numpy()
     return ranks_against_candidates(scores[:, 0], scores[:, 1:])
 
 
@@ -45,13 +55,14 @@ def full_ranks(model, users: np.ndarray, targets: np.ndarray, exclude: np.ndarra
     ``exclude`` holds (user, item) rows, normally the training interactions.
     """
     model.eval()
+    device = _device_of(model)
     ranks = np.empty(len(users), dtype=np.int64)
     order = np.argsort(exclude[:, 0], kind="stable")
     ex_users, ex_items = exclude[order, 0], exclude[order, 1]
     for start in range(0, len(users), chunk):
         batch = users[start:start + chunk]
-        h = None if history is None else torch.as_tensor(history[start:start + chunk])
-        scores = model.score_all_items(torch.as_tensor(batch), h).numpy().astype(np.float64)
+        h = None if history is None else torch.as_tensor(history[start:start + chunk], device=device)
+        scores = model.score_all_items(torch.as_tensor(batch, device=device), h).cpu().numpy().astype(np.float64)
         lo = np.searchsorted(ex_users, batch, side="left")
         hi = np.searchsorted(ex_users, batch, side="right")
         for row, (a, b) in enumerate(zip(lo, hi, strict=True)):
@@ -102,6 +113,7 @@ def evaluate_held_out(model, cases, users, items, history: np.ndarray | None, k:
     item, are counted and skipped.
     """
     model.eval()
+    device = _device_of(model)
     hits, ndcgs, skipped = [], [], 0
     for case in cases:
         user = users.index.get(case.user_id)
@@ -110,9 +122,9 @@ def evaluate_held_out(model, cases, users, items, history: np.ndarray | None, k:
         if user is None or not relevant or not candidates:
             skipped += 1
             continue
-        idx = torch.as_tensor(items.encode(candidates))
-        h = None if history is None else torch.as_tensor(history[user]).expand(len(candidates), -1)
-        logits = model(torch.full((len(candidates),), user), idx, h).numpy()
+        idx = torch.as_tensor(items.encode(candidates), device=device)
+        h = None if history is None else torch.as_tensor(history[user], device=device).expand(len(candidates), -1)
+        logits = model(torch.full((len(candidates),), user, device=device), idx, h).cpu().numpy()
         ranked = [candidates[j] for j in np.argsort(-logits, kind="stable")]
         hits.append(float(any(item in relevant for item in ranked[:k])))
         ndcgs.append(ndcg_at_k(ranked, relevant, k))

@@ -49,7 +49,8 @@ class UserTower(nn.Module):
         if self.history is not None and history is not None:
             # One fused op: the mean over each row's items, padding left out.
             vector = vector + nn.functional.embedding_bag(
-                history, self.history.weight, mode="mean", padding_idx=self.history.padding_idx)
+                history, self.history.weight, mode="mean", padding_idx=self.history.padding_idx,
+                sparse=self.history.sparse)
         return vector
 
 
@@ -69,6 +70,10 @@ class _Scorer(nn.Module):
 
     def forward(self, users, items, history=None) -> torch.Tensor:
         return self.score(self.user_vectors(users, history), items)
+
+    # Two-stage recommendation (``ncf.retrieval``): the items whose inner product with a user's
+    # query is high are the candidates the full model then scores. Each architecture defines
+    # ``retrieval_items()`` (one row per item) and ``retrieval_queries(user vectors)``.
 
     def predict(self, users, items, history=None) -> torch.Tensor:
         return torch.sigmoid(self(users, items, history))
@@ -91,13 +96,48 @@ class _Scorer(nn.Module):
         self._item_projection = None
         return super().load_state_dict(*args, **kwargs)
 
-    def _mlp_all_items(self, user_vectors: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
-        """The MLP tower's output for every (user, item) pair: shape (users, items, width)."""
-        first, dim = self.mlp[0], user_vectors.shape[1]
+    def _projection(self, item_weight: torch.Tensor) -> torch.Tensor:
+        """W_i i for every item: the item half of the first MLP layer (cached)."""
         if getattr(self, "_item_projection", None) is None or self.training:
-            self._item_projection = item_weight @ first.weight[:, dim:].T
+            self._item_projection = item_weight @ self.mlp[0].weight[:, item_weight.shape[1]:].T
+            self._mean_projection = self._item_projection.mean(0)
+        return self._item_projection
+
+    SCORE_CHUNK = 2**24  # hidden values per block when scoring every item (64 MB of float32)
+
+    def _mlp_all_items(self, user_vectors: torch.Tensor, item_weight: torch.Tensor,
+                       output_weight: torch.Tensor) -> torch.Tensor:
+        """The MLP side's score of every (user, item) pair, shape (users, items).
+
+        Blocks of users and items keep the (users, items, width) hidden values
+        within ``SCORE_CHUNK``: a million items would otherwise need 0.5 GB per user.
+        """
+        first, dim = self.mlp[0], user_vectors.shape[1]
+        projection = self._projection(item_weight)
         user_part = user_vectors @ first.weight[:, :dim].T + first.bias
-        return self.mlp[1:](self._item_projection.unsqueeze(0) + user_part.unsqueeze(1))
+        items, width = projection.shape
+        item_step = max(1, min(items, self.SCORE_CHUNK // width))
+        user_step = max(1, self.SCORE_CHUNK // (item_step * width))
+        scores = user_part.new_empty(len(user_part), items)
+        for u in range(0, len(user_part), user_step):
+            for i in range(0, items, item_step):
+                hidden = self.mlp[1:](projection[i:i + item_step].unsqueeze(0)
+                                      + user_part[u:u + user_step].unsqueeze(1))
+                scores[u:u + user_step, i:i + item_step] = hidden @ output_weight
+        return scores
+
+    def _mlp_queries(self, user_vectors: torch.Tensor, item_weight: torch.Tensor,
+                     output_weight: torch.Tensor) -> torch.Tensor:
+        """Per user, the gradient of the MLP side's score with respect to the item's projection W_i i,
+        taken at the mean item. Its inner product with an item's projection is a first-order (Taylor)
+        estimate of that item's MLP score, so the MLP side can be searched as an inner product too."""
+        first, dim = self.mlp[0], user_vectors.shape[1]
+        self._projection(item_weight)
+        point = (user_vectors @ first.weight[:, :dim].T + first.bias + self._mean_projection).detach()
+        with torch.enable_grad():
+            point.requires_grad_(True)
+            (gradient,) = torch.autograd.grad((self.mlp[1:](point) @ output_weight).sum(), point)
+        return gradient
 
 
 class NCFModel(_Scorer):
@@ -121,8 +161,14 @@ class NCFModel(_Scorer):
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:
-        hidden = self._mlp_all_items(self.user_vectors(users, history)[0], self.item_embedding.weight)
-        return self.output(hidden).squeeze(-1)
+        return self._mlp_all_items(self.user_vectors(users, history)[0], self.item_embedding.weight,
+                                   self.output.weight[0]) + self.output.bias
+
+    def retrieval_items(self) -> torch.Tensor:
+        return self._projection(self.item_embedding.weight)
+
+    def retrieval_queries(self, vectors) -> torch.Tensor:
+        return self._mlp_queries(vectors[0], self.item_embedding.weight, self.output.weight[0])
 
 
 class GMF(_Scorer):
@@ -141,6 +187,12 @@ class GMF(_Scorer):
 
     def score(self, vectors, items) -> torch.Tensor:
         return self.output(vectors[0] * self.item_embedding(items)).squeeze(-1)
+
+    def retrieval_items(self) -> torch.Tensor:
+        return self.item_embedding.weight  # exact: the score is this inner product plus a bias
+
+    def retrieval_queries(self, vectors) -> torch.Tensor:
+        return vectors[0] * self.output.weight[0]
 
 
 class NeuMF(_Scorer):
@@ -167,12 +219,21 @@ class NeuMF(_Scorer):
         mlp = self.mlp(torch.cat([vectors[1], self.mlp_item(items)], dim=-1))
         return self.output(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)
 
+    # The GMF side is an inner product; the MLP side is estimated to first order (``_mlp_queries``).
+    def retrieval_items(self) -> torch.Tensor:
+        return torch.cat([self.gmf_item.weight, self._projection(self.mlp_item.weight)], dim=1)
+
+    def retrieval_queries(self, vectors) -> torch.Tensor:
+        weight, dim = self.output.weight[0], vectors[0].shape[1]
+        return torch.cat([vectors[0] * weight[:dim],
+                          self._mlp_queries(vectors[1], self.mlp_item.weight, weight[dim:])], dim=1)
+
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:
         gmf_user, mlp_user = self.user_vectors(users, history)
         weight, dim = self.output.weight[0], gmf_user.shape[1]
         gmf = (gmf_user * weight[:dim]) @ self.gmf_item.weight.T
-        mlp = self._mlp_all_items(mlp_user, self.mlp_item.weight) @ weight[dim:]
+        mlp = self._mlp_all_items(mlp_user, self.mlp_item.weight, weight[dim:])
         return gmf + mlp + self.output.bias
 
 

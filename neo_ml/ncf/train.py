@@ -1,13 +1,20 @@
 """Training loop for the NCF family: read it top to bottom.
 
-Each epoch draws fresh negatives (``ratio`` per positive), takes one pass of
-Adam over the shuffled pairs with binary cross-entropy on logits, then scores
-the validation item of every user. The epoch with the best validation metric
-is kept; training stops after ``patience`` epochs without improvement. The
-test item is never looked at here.
+Each epoch streams batches of shuffled positives, each with ``num_negatives``
+fresh negatives drawn for that batch only (``data.splits.epoch_batches``), so
+memory does not grow with the epoch. One pass of Adam with binary
+cross-entropy on logits, then the validation item of every user is scored.
+The epoch with the best validation metric is kept; training stops after
+``patience`` epochs without improvement. The test item is never looked at here.
+
+Under torchrun (``distributed.Ranks``) each rank trains on its own shard of
+every epoch with DistributedDataParallel; a batch of ``batch_size`` pairs is
+split between the ranks, so the optimisation is the same as one process's.
+Rank 0 evaluates, decides, and writes the state; the others follow its
+decisions.
 
 With ``state_path`` the whole training state (weights, optimizer, random
-generators, history, best epoch) is written after every epoch, atomically
+generator, history, best epoch) is written after every epoch, atomically
 and with a checksum; ``resume=True`` continues from it, and a resumed run
 ends with the same weights as one never interrupted. A NaN or infinite loss
 stops training at once (``TrainingDivergedError``).
@@ -27,13 +34,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neo_ml.checkpoints import checksum_path, verify_file, write_verified
-from neo_ml.data.splits import (
-    LeaveOneOutSplit,
-    NegativeSampler,
-    create_negative_samples,
-    history_before_each,
-)
-from neo_ml.errors import CheckpointError, TrainingDivergedError
+from neo_ml.data.splits import LeaveOneOutSplit, NegativeSampler, epoch_batches
+from neo_ml.distributed import Ranks, choose_device
+from neo_ml.errors import CheckpointError, NeoMLError, TrainingDivergedError
 from neo_ml.ncf.evaluate import evaluate_model
 from neo_ml.ncf.model import build_model
 
@@ -59,6 +62,9 @@ class NCFConfig:
     select_metric: str = "ndcg@10"
     seed: int = 42
     threads: int | None = None
+    device: str | None = None  # None: CUDA when present, else the CPU
+    sparse: bool = False  # sparse embedding gradients (SparseAdam): a step touches only the batch's rows
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,33 +80,72 @@ class TrainResult:
     train_seconds: float
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
-def _validation_loss(model, split: LeaveOneOutSplit, ratio: int) -> float:
-    """BCE on each user's validation item and ``ratio`` of its saved negatives."""
+@torch.no_grad()
+def _validation_loss(model, split: LeaveOneOutSplit, ratio: int, chunk: int = 4096) -> float:
+    """BCE on each user's validation item and ``ratio`` of its saved negatives (``chunk`` users at a time)."""
     users = np.flatnonzero(split.validation_items >= 0)
     if len(users) == 0:
         return float("nan")
-    history = None
-    if model.history_length:
-        rows = split.history_for("validation", model.history_length)[users]
-        history = torch.as_tensor(np.repeat(rows, ratio + 1, axis=0))
-    items = np.concatenate([split.validation_items[users, None],
-                            split.validation_negatives[users, :ratio]], axis=1)
-    labels = np.zeros(items.shape, np.float32)
-    labels[:, 0] = 1
-    with torch.no_grad():
-        logits = model(torch.as_tensor(np.repeat(users, items.shape[1])),
-                       torch.as_tensor(items.reshape(-1)), history)
-        return float(nn.functional.binary_cross_entropy_with_logits(
-            logits, torch.as_tensor(labels.reshape(-1))))
+    device = next(model.parameters()).device
+    rows = split.history_for("validation", model.history_length) if model.history_length else None
+    total = 0.0
+    for start in range(0, len(users), chunk):
+        batch = users[start:start + chunk]
+        items = np.concatenate([split.validation_items[batch, None],
+                                split.validation_negatives[batch, :ratio]], axis=1)
+        labels = np.zeros(items.shape, np.float32)
+        labels[:, 0] = 1
+        history = None if rows is None else torch.as_tensor(np.repeat(rows[batch], items.shape[1], axis=0))
+        logits = model(*(None if a is None else torch.as_tensor(a).to(device) for a in
+                         (np.repeat(batch, items.shape[1]), items.reshape(-1), history)))
+        total += float(nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.as_tensor(labels.reshape(-1), device=device), reduction="sum"))
+    return total / (len(users) * (ratio + 1))
+
+
+class SplitAdam:
+    """Adam for the dense weights and SparseAdam for sparse embeddings, stepped together.
+
+    With large tables (a million items, 138k users) dense Adam moves every row
+    at every step; SparseAdam moves only the rows the batch touched (lazy Adam).
+    """
+
+    def __init__(self, model: nn.Module, learning_rate: float):
+        sparse = [p for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse for p in m.parameters()]
+        chosen = {id(p) for p in sparse}
+        dense = [p for p in model.parameters() if id(p) not in chosen]
+        self.parts = [torch.optim.Adam(dense, lr=learning_rate), torch.optim.SparseAdam(sparse, lr=learning_rate)]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> dict:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for part, saved in zip(self.parts, state["parts"], strict=True):
+            part.load_state_dict(saved)
+
+
+def make_optimizer(model: nn.Module, config: NCFConfig):
+    if not config.sparse:
+        return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if config.weight_decay:
+        raise NeoMLError("sparse embeddings train with SparseAdam, which has no weight decay; "
+                         "set weight_decay to 0 or sparse to false")
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            module.sparse = True
+    return SplitAdam(model, config.learning_rate)
 
 
 # Knobs a resumed run may change: they do not alter what an epoch computes.
-RESUMABLE_CHANGES = ("epochs", "patience", "threads")
+RESUMABLE_CHANGES = ("epochs", "patience", "threads", "device")
 
 
 def save_training_state(path: Path, state: dict) -> None:
@@ -129,32 +174,37 @@ def remove_training_state(path: Path) -> None:
     checksum_path(path).unlink(missing_ok=True)
 
 
+def positives_per_batch(config: NCFConfig, world_size: int = 1) -> int:
+    """Positives per batch on each rank: ``batch_size`` pairs in all, split between the ranks."""
+    return max(1, config.batch_size // ((1 + config.num_negatives) * world_size))
+
+
 def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, progress: bool = True,
                     evaluate_full: bool = False, state_path: Path | None = None, resume: bool = False,
-                    fingerprint: str = "") -> TrainResult:
+                    fingerprint: str = "", ranks: Ranks | None = None,
+                    max_batches: int | None = None) -> TrainResult:
     """Train on ``split.train``, choose the epoch on ``split``'s validation items.
 
     ``state_path``: where the training state goes after each epoch; ``resume``
     continues from it. ``fingerprint`` (the data checksum) must match to resume.
+    ``ranks``: this process's place under torchrun (default: one process on
+    ``config.device``). ``max_batches`` ends each epoch early (for benchmarks).
     """
     config = config or NCFConfig()
+    ranks = ranks or Ranks(device=choose_device(config.device))
     if config.threads:
         torch.set_num_threads(config.threads)
-    rng = seed_everything(config.seed)
+    torch.manual_seed(config.seed)
     model = build_model(config.architecture, split.num_users, split.num_items,
                         embedding_dim=config.embedding_dim, hidden_layers=config.hidden_layers,
                         gmf_dim=config.gmf_dim, dropout=config.dropout,
-                        history_length=config.history_length)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
-                                 weight_decay=config.weight_decay)
+                        history_length=config.history_length).to(ranks.device)
+    optimizer = make_optimizer(model, config)
     loss_fn = nn.BCEWithLogitsLoss()
     sampler = NegativeSampler(split.train, split.num_items)
+    per_batch = positives_per_batch(config, ranks.world_size)
     evaluate_full = evaluate_full or config.select_metric.endswith("_full")
     has_validation = bool((split.validation_items >= 0).any())
-    # Each training pair sees only the items its user had before it.
-    train_history = history_before_each(split.train, config.history_length, split.num_items)
-    positive_rows = np.arange(len(split.train))
-    pair_rows = np.concatenate([positive_rows, np.repeat(positive_rows, config.num_negatives)])
 
     history: list[dict] = []
     best_score, best_epoch, best_state, best_metrics = -np.inf, 0, None, {}
@@ -163,66 +213,73 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
         state = load_training_state(state_path, config, fingerprint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         history, best_score, best_epoch = state["history"], state["best_score"], state["best_epoch"]
         best_state, best_metrics, stopped = state["best_state"], state["best_metrics"], state["stopped"]
         first_epoch, earlier_seconds = state["epoch"] + 1, state["seconds"]
         log.info("Resuming from %s after epoch %d", state_path, state["epoch"])
+    trained = ranks.wrap(model)  # what the batches go through; ``model`` is the plain module
     started = time.perf_counter() - earlier_seconds
     for epoch in range(first_epoch, config.epochs + 1):
         if stopped:
             break
         epoch_start = time.perf_counter()
         model.train()
-        users, items, labels = create_negative_samples(
-            split.train, split.num_items, config.num_negatives, rng, sampler)
-        order = rng.permutation(len(users))
-        users, items, labels, pair_history = (
-            torch.as_tensor(a[order]) for a in (users, items, labels, train_history[pair_rows]))
-        total, batches = 0.0, range(0, len(users), config.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
-        for start in bar:
-            stop = start + config.batch_size
+        total, pairs = 0.0, 0
+        batches = epoch_batches(split.train, sampler, config.num_negatives, per_batch, config.seed, epoch,
+                                config.history_length, ranks.rank, ranks.world_size)
+        steps = -(-(len(split.train) // ranks.world_size) // per_batch)
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                   disable=not (progress and ranks.is_main))
+        for step, batch in enumerate(bar, start=1):
+            users, items, labels, pair_history = (
+                None if a is None else torch.as_tensor(a).to(ranks.device)
+                for a in (batch.users, batch.items, batch.labels, batch.history))
             optimizer.zero_grad(set_to_none=True)
-            logits = model(users[start:stop], items[start:stop], pair_history[start:stop])
-            loss = loss_fn(logits, labels[start:stop])
+            loss = loss_fn(trained(users, items, pair_history), labels)
             value = TrainingDivergedError.check(
-                loss.item(), epoch, start // config.batch_size + 1, config.learning_rate,
+                loss.item(), epoch, step, config.learning_rate,
                 f"; the state after epoch {epoch - 1} is in {state_path}" if state_path and epoch > 1 else "")
             loss.backward()
             optimizer.step()
-            total += value * (min(stop, len(users)) - start)
-        record = {"epoch": epoch, "train_loss": total / len(users)}
-        if has_validation:
-            record["val_loss"] = _validation_loss(model, split, config.num_negatives)
-            record |= {f"val_{k}": v for k, v in
-                       evaluate_model(model, split, "validation", full=evaluate_full).items()}
-        record["seconds"] = time.perf_counter() - epoch_start
+            total, pairs = total + value * len(labels), pairs + len(labels)
+            if step == max_batches:
+                break
+        total, pairs = ranks.sum(total, pairs)
+        record = {"epoch": epoch, "train_loss": total / pairs, "train_pairs": int(pairs),
+                  "fit_seconds": time.perf_counter() - epoch_start}
+        if ranks.is_main:
+            model.eval()
+            if has_validation:
+                record["val_loss"] = _validation_loss(model, split, config.num_negatives)
+                record |= {f"val_{k}": v for k, v in
+                           evaluate_model(model, split, "validation", full=evaluate_full).items()}
+            record["seconds"] = time.perf_counter() - epoch_start
+            log.info("Epoch %d/%d  Train Loss %.4f  Val Loss %.4f  NDCG@10 %.4f  Hit Rate@10 %.4f",
+                     epoch, config.epochs, record["train_loss"], record.get("val_loss", float("nan")),
+                     record.get("val_ndcg@10", float("nan")), record.get("val_hr@10", float("nan")))
+            if progress:
+                tqdm.write(_format_epoch(record))
+            # Without validation items, the lowest training loss stands in.
+            score = record[f"val_{config.select_metric}"] if has_validation else -record["train_loss"]
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_state = copy.deepcopy(model.state_dict())
+                best_metrics = {k: v for k, v in record.items() if k.startswith("val_")}
+            stopped = epoch - best_epoch >= config.patience
+            if state_path is not None:
+                save_training_state(state_path, {
+                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "history": history + [record],
+                    "best_score": float(best_score), "best_epoch": best_epoch, "best_state": best_state,
+                    "best_metrics": best_metrics, "stopped": stopped, "config": config.to_dict(),
+                    "fingerprint": fingerprint, "seconds": time.perf_counter() - started})
+        record, best_epoch, stopped = ranks.from_main((record, best_epoch, stopped))
         history.append(record)
-        log.info("Epoch %d/%d  Train Loss %.4f  Val Loss %.4f  NDCG@10 %.4f  Hit Rate@10 %.4f",
-                 epoch, config.epochs, record["train_loss"], record.get("val_loss", float("nan")),
-                 record.get("val_ndcg@10", float("nan")), record.get("val_hr@10", float("nan")))
-        if progress:
-            tqdm.write(_format_epoch(record))
-
-        # Without validation items, the lowest training loss stands in.
-        score = record[f"val_{config.select_metric}"] if has_validation else -record["train_loss"]
-        if score > best_score:
-            best_score, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
-            best_metrics = {k: v for k, v in record.items() if k.startswith("val_")}
-        stopped = epoch - best_epoch >= config.patience
-        if state_path is not None:
-            save_training_state(state_path, {
-                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "history": history,
-                "best_score": float(best_score), "best_epoch": best_epoch, "best_state": best_state,
-                "best_metrics": best_metrics, "stopped": stopped, "config": config.to_dict(),
-                "fingerprint": fingerprint, "seconds": time.perf_counter() - started})
-    model.load_state_dict(best_state)
+    if ranks.is_main:
+        model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model, config, history, best_epoch, best_metrics,
+    return TrainResult(model, config, history, best_epoch, ranks.from_main(best_metrics),
                        time.perf_counter() - started)
 
 

@@ -1,0 +1,181 @@
+"""Scale benchmarks: NCF training up to MovieLens-20M size, and serving catalogues up to a million items.
+
+    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]
+    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M]
+
+Training: each size runs in a fresh process, so its peak resident memory is its own:
+generate the interactions (``data.synthetic.create_scale_interactions``, the
+users and items of the MovieLens release of that size), split them NCF-LOO,
+then train the default NeuMF + history for one epoch, negatives streamed
+batch by batch, and score every user's validation item. ``--max-batches``
+ends the epoch early; throughput is the training pairs (positives and
+negatives) per second of the optimisation loop.
+
+Serving: for each catalogue size, 20,000 synthetic users with 1M
+interactions over that many items train the default NeuMF + history (sparse
+embedding gradients, a few epochs), and ``NCFService`` serves the checkpoint
+exactly (every item scored) and in two stages (``ncf.retrieval``: FAISS IVF
+or an exact matrix product picks the candidates, NeuMF scores them). Reported:
+``recommend`` p50/p95 latency over known users, the recall of the exact top 10
+in the two-stage top 10, and ``recommend_batch`` users per second.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neo_ml.benchmark import finish_report, latency_percentiles, time_calls
+from neo_ml.data.splits import coded_leave_one_out_split
+from neo_ml.data.synthetic import create_scale_interactions
+from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.service import NCFService
+from neo_ml.ncf.train import NCFConfig, train_ncf_model
+
+# name -> (users, items, interactions) of the MovieLens release of that size
+SIZES = {"100k": (943, 1682, 100_000), "1M": (6040, 3706, 1_000_209), "20M": (138_493, 26_744, 20_000_263)}
+
+
+def peak_memory_gib() -> float:
+    """This process's peak resident memory (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = False, seed: int = 0) -> dict:
+    """Generate, split and train one epoch at ``size``; seconds, throughput and peak memory.
+
+    ``sparse``: sparse embedding gradients with SparseAdam (``NCFConfig.sparse``).
+    """
+    users, items, interactions = SIZES[size]
+    started = time.perf_counter()
+    coded = create_scale_interactions(users, items, interactions, seed=seed)
+    generated = time.perf_counter()
+    split = coded_leave_one_out_split(coded)
+    rows = len(coded)
+    del coded
+    split_done = time.perf_counter()
+    result = train_ncf_model(split, NCFConfig(epochs=1, seed=seed, sparse=sparse), progress=False,
+                             max_batches=max_batches)
+    epoch = result.history[0]
+    return {"size": size, "sparse": sparse, "users": split.num_users, "items": split.num_items, "interactions": rows,
+            "train_positives": len(split.train), "max_batches": max_batches,
+            "generate_seconds": generated - started, "split_seconds": split_done - generated,
+            "train_pairs": epoch["train_pairs"], "fit_seconds": epoch["fit_seconds"],
+            "pairs_per_second": epoch["train_pairs"] / epoch["fit_seconds"],
+            "validation_seconds": epoch["seconds"] - epoch["fit_seconds"],
+            "val_hr@10": epoch.get("val_hr@10"), "peak_memory_gib": peak_memory_gib()}
+
+
+def run_in_fresh_process(*arguments: str) -> dict:
+    """``python -m neo_ml.scale ARGUMENTS`` in a new process (its own peak memory); its JSON line."""
+    done = subprocess.run([sys.executable, "-m", "neo_ml.scale", *arguments], capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        raise RuntimeError(f"scale run {arguments} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def format_report(report: dict) -> str:
+    lines = ["NCF training at scale (default NeuMF + history, batch 1024 pairs, 4 negatives per positive, "
+             f"{report['torch_threads']} torch threads)", "",
+             "| size | users | items | interactions | gradients | pairs trained | pairs/s | epoch (est.) min | "
+             "validation s | generate + split s | peak GiB |", "| --- " * 11 + "|"]
+    for row in report["runs"]:
+        epoch_minutes = 5 * row["train_positives"] / row["pairs_per_second"] / 60
+        lines.append(f"| {row['size']} | {row['users']:,} | {row['items']:,} | {row['interactions']:,} | "
+                     f"{'sparse' if row['sparse'] else 'dense'} | {row['train_pairs']:,} | "
+                     f"{row['pairs_per_second']:,.0f} | {epoch_minutes:.1f} | {row['validation_seconds']:.1f} | "
+                     f"{row['generate_seconds'] + row['split_seconds']:.0f} | {row['peak_memory_gib']:.2f} |")
+    return "\n".join(lines)
+
+
+def run_scale_benchmark(sizes=tuple(SIZES), max_batches: int | None = 3000, output: Path | None = None) -> dict:
+    started = time.perf_counter()
+    runs = [run_in_fresh_process("train", size, str(max_batches or 0), gradients)
+            for size in sizes for gradients in ("dense", "sparse")]
+    report = {"suite": "scale", "runs": runs, "torch_threads": torch.get_num_threads(),
+              "config": NCFConfig().to_dict()}
+    return finish_report(report, started, output, format_report)
+
+
+CATALOGUES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+SERVING_USERS, SERVING_INTERACTIONS = 20_000, 1_000_000
+
+
+def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int = 0) -> tuple[Path, dict]:
+    """A NeuMF + history checkpoint over ``items`` synthetic items; its path and training figures."""
+    coded = create_scale_interactions(SERVING_USERS, items, SERVING_INTERACTIONS, seed=seed)
+    split = coded_leave_one_out_split(coded, hold_out_test=False)
+    config = NCFConfig(epochs=epochs, patience=epochs, sparse=True, seed=seed)
+    result = train_ncf_model(split, config, progress=False)
+    path = folder / f"ncf_{items}.pt"
+    save_ncf_checkpoint(path, result.model, config.to_dict(), split.users, split.items, split.all_pairs(),
+                        result.validation_metrics, result.history, f"synthetic:{seed}", "create_scale_interactions")
+    return path, {"items": split.num_items, "train_seconds": result.train_seconds,
+                  "val_hr@10": result.validation_metrics.get("val_hr@10")}
+
+
+def serve_catalogue(path: Path, users: list[str], top_k: int = 10, candidates: int = 500) -> dict:
+    """Latency, recall of the exact top ``top_k`` and batch throughput of each retrieval mode."""
+    exact = NCFService(model_path=path, retrieval="exact")
+    truth = [set(i for i, _ in ranked) for ranked in exact.recommend_batch(users, top_k)]
+    figures = {}
+    for mode in ("exact", "matmul", "ivf"):
+        service = exact if mode == "exact" else NCFService(model_path=path, retrieval=mode, candidates=candidates)
+        loaded = time.perf_counter()
+        service.recommend(users[0], top_k)  # loads the checkpoint and builds the index
+        load_seconds = time.perf_counter() - loaded
+        latency = latency_percentiles(time_calls(service.recommend, [(u, top_k) for u in users], warmup=10))
+        started = time.perf_counter()
+        batch = service.recommend_batch(users, top_k)
+        batch_seconds = time.perf_counter() - started
+        recall = np.mean([len(set(i for i, _ in ranked) & want) / len(want)
+                          for ranked, want in zip(batch, truth, strict=True)])
+        figures[mode] = {**latency, "recall@10_of_exact": float(recall), "load_seconds": load_seconds,
+                         "index_seconds": getattr(service.index, "build_seconds", 0.0),
+                         "batch_users_per_second": len(users) / batch_seconds}
+    return figures
+
+
+def catalogue_at_scale(name: str, queries: int = 300, seed: int = 0) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        path, training = train_catalogue_model(CATALOGUES[name], Path(folder), seed=seed)
+        users = [str(u) for u in np.random.default_rng(seed).choice(SERVING_USERS, queries, replace=False)]
+        return {"catalogue": name, **training, "queries": queries, "torch_threads": torch.get_num_threads(),
+                "modes": serve_catalogue(path, users), "peak_memory_gib": peak_memory_gib()}
+
+
+def format_catalogue_report(report: dict) -> str:
+    lines = [f"Recommend top 10 over large catalogues ({report['runs'][0]['queries']} known users, "
+             f"{report['runs'][0]['torch_threads']} torch threads, 500 candidates, IVF nprobe 32)", "",
+             "| catalogue | mode | p50 ms | p95 ms | recall of exact top 10 | batch users/s | index s |",
+             "| --- " * 7 + "|"]
+    for run in report["runs"]:
+        for mode, row in run["modes"].items():
+            lines.append(f"| {run['catalogue']} | {mode} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
+                         f"{row['recall@10_of_exact']:.3f} | {row['batch_users_per_second']:,.0f} | "
+                         f"{row['index_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None) -> dict:
+    started = time.perf_counter()
+    report = {"suite": "catalogue", "runs": [run_in_fresh_process("catalogue", name) for name in names]}
+    return finish_report(report, started, output, format_catalogue_report)
+
+
+if __name__ == "__main__":
+    kind, name, *rest = sys.argv[1:]
+    if kind == "train":
+        batches, gradients = rest
+        print(json.dumps(train_at_scale(name, int(batches) or None, sparse=gradients == "sparse")))
+    else:
+        print(json.dumps(catalogue_at_scale(name)))

@@ -1,0 +1,107 @@
+"""Two-stage recommendation: retrieved candidates, then the full model; and recommend_batch."""
+
+import numpy as np
+import pytest
+import torch
+
+from neo_ml import InvalidRequestError, NCFService
+from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.model import build_model
+from neo_ml.ncf.retrieval import IVFIndex, MatmulIndex
+from neo_ml.ncf.train import NCFConfig, train_ncf_model
+
+
+def _items(ranked):
+    return [item for item, _ in ranked]
+
+
+def _same_ranking(a, b):
+    return _items(a) == _items(b) and [s for _, s in a] == pytest.approx([s for _, s in b], rel=1e-5)
+
+
+def _untrained_checkpoint(path, split, architecture):
+    config = NCFConfig(architecture=architecture, embedding_dim=8, hidden_layers=[8], history_length=0)
+    model = build_model(architecture, split.num_users, split.num_items, embedding_dim=8, hidden_layers=[8])
+    torch.manual_seed(0)
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter)
+    save_ncf_checkpoint(path, model, config.to_dict(), split.users, split.items, split.train, {}, [], "x", "test")
+    return path
+
+
+@pytest.fixture(scope="module")
+def exact(trained_checkpoint):
+    return NCFService(model_path=trained_checkpoint, retrieval="exact")
+
+
+def test_matmul_index_finds_the_largest_inner_products_and_ivf_most_of_them():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 16))  # learned item vectors gather by taste
+    items = centres[rng.integers(0, 30, 5000)] + 0.3 * rng.normal(size=(5000, 16))
+    queries = centres[rng.integers(0, 30, 20)] + 0.3 * rng.normal(size=(20, 16))
+    truth = np.argsort(-(queries @ items.T), axis=1)[:, :50]
+    assert (MatmulIndex(items).search(queries, 50) == truth).all()
+    found = IVFIndex(items, nprobe=16).search(queries, 50)
+    recall = np.mean([len(set(f) & set(t)) / 50 for f, t in zip(found, truth, strict=True)])
+    assert 0.8 <= recall < 1.0  # approximate: it scans 16 of 282 cells
+
+
+def test_two_stage_with_every_item_as_candidate_equals_exact_scoring(trained_checkpoint, exact):
+    service = NCFService(model_path=trained_checkpoint, retrieval="matmul", candidates=10_000)
+    for user in ("user_001", "user_007", "user_020"):
+        assert _same_ranking(service.recommend(user, 10), exact.recommend(user, 10))
+
+
+def test_two_stage_recall_of_the_exact_top_10_and_seen_items_stay_out(trained_checkpoint, exact):
+    service = NCFService(model_path=trained_checkpoint, retrieval="matmul", candidates=20)
+    users = [f"user_{u:03d}" for u in range(1, 51)]
+    recall = np.mean([len(set(_items(service.recommend(u, 10))) & set(_items(exact.recommend(u, 10)))) / 10
+                      for u in users])
+    assert recall >= 0.95, recall  # 20 candidates (plus as many as the user has seen) of 300 items
+    for user in users[:10]:
+        seen = set(service.item_ids[service._user_items(user)])
+        assert not seen & set(_items(service.recommend(user, 10)))
+        assert seen & set(_items(service.recommend(user, 200, exclude_seen=False)))
+
+
+def test_gmf_retrieval_is_exact_because_its_score_is_the_inner_product(tmp_path, synthetic_split):
+    path = _untrained_checkpoint(tmp_path / "gmf.pt", synthetic_split, "gmf")
+    two_stage = NCFService(model_path=path, retrieval="matmul", candidates=10)
+    exact = NCFService(model_path=path, retrieval="exact")
+    for user in synthetic_split.users.ids[:20]:
+        assert _items(two_stage.recommend(user, 10)) == _items(exact.recommend(user, 10))
+
+
+def test_recommend_batch_equals_one_recommend_per_user(trained_checkpoint):
+    for retrieval in ("exact", "ivf"):
+        service = NCFService(model_path=trained_checkpoint, retrieval=retrieval, candidates=40, nprobe=4)
+        users = ["user_003", "nobody", "user_010", "user_003", 12, "user_044"]
+        batch = service.recommend_batch(users, top_k=7, chunk=2)
+        assert [_items(row) for row in batch] == [_items(service.recommend(u, 7)) for u in users]
+        assert _same_ranking(batch[0], service.recommend("user_003", 7))
+
+
+def test_bad_retrieval_options_are_refused(trained_checkpoint):
+    with pytest.raises(InvalidRequestError, match="retrieval must be one of"):
+        NCFService(model_path=trained_checkpoint, retrieval="hnsw")
+    with pytest.raises(InvalidRequestError, match="candidates must be a positive integer"):
+        NCFService(model_path=trained_checkpoint, candidates=0)
+    with pytest.raises(InvalidRequestError, match="list of item ids"):
+        NCFService(model_path=trained_checkpoint).recommend_batch("user_001")
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "neumf"])
+def test_the_first_order_estimate_finds_the_exact_top_10_of_a_trained_model(tmp_path, synthetic_split,
+                                                                              architecture):
+    config = NCFConfig(architecture=architecture, embedding_dim=16, hidden_layers=[32, 16], epochs=4,
+                       history_length=3, seed=1)
+    model = train_ncf_model(synthetic_split, config, progress=False).model
+    path = save_ncf_checkpoint(tmp_path / "m.pt", model, config.to_dict(), synthetic_split.users,
+                               synthetic_split.items, synthetic_split.train, {}, [], "x", "test")
+    two_stage = NCFService(model_path=path, retrieval="matmul", candidates=30)
+    exact = NCFService(model_path=path, retrieval="exact")
+    users = list(synthetic_split.users.ids[:60])
+    recall = np.mean([len(set(_items(a)) & set(_items(b))) / 10 for a, b in
+                      zip(two_stage.recommend_batch(users, exclude_seen=False),
+                          exact.recommend_batch(users, exclude_seen=False), strict=True)])
+    assert recall >= 0.9, recall  # 30 of 300 items; chance would give 0.1

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -37,6 +38,19 @@ def test_int8_embeddings_and_probabilities_stay_close_to_torch(int8_folder, test
           f"{difference.mean():.4f} max {difference.max():.4f}; top-1 agreement {agreement:.3f}")
     assert cosine.mean() > 0.99 and cosine.min() > 0.97  # one scale per tensor gave a mean of 0.948
     assert difference.mean() < 0.01 and agreement >= 0.95
+
+
+def test_the_export_is_fused_and_its_matrix_products_are_int8(int8_folder):
+    """ONNX Runtime's optimiser fused every layer (attention, skip-LayerNorm, GELU) and the quantiser made
+    every matrix product int8, attention's QKV projection included: no float MatMul or unfused Softmax left."""
+    import onnx
+
+    layers = json.loads((int8_folder / "config.json").read_text())["num_hidden_layers"]
+    ops = Counter(node.op_type for node in onnx.load_from_string((int8_folder / ONNX_INT8).read_bytes()).graph.node)
+    assert ops["QAttention"] == layers and ops["SkipLayerNormalization"] == 2 * layers
+    assert ops["BiasGelu"] == layers and ops["MatMulInteger"] == 3 * layers  # attention output, FFN in and out
+    assert ops["QEmbedLayerNormalization"] == 1
+    assert not {"MatMul", "Attention", "Softmax", "LayerNormalization", "Erf"} & set(ops)
 
 
 def test_int8_predictions_are_deterministic_and_the_export_is_reused(int8_folder, test_texts):

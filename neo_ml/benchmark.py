@@ -2,6 +2,7 @@
 
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
     python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
+    python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs int8 ONNX on a 20NG checkpoint
     python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (scale.py)
     python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (scale.py)
 
@@ -226,7 +227,7 @@ def finish_report(report: dict, started: float, output: Path | None, format_repo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m neo_ml.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("suite", choices=["ncf", "classifier", "scale", "catalogue"])
+    parser.add_argument("suite", choices=["ncf", "classifier", "classifier-inference", "scale", "catalogue"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="ncf: training seeds")
     parser.add_argument("--corpora", nargs="+", default=None, help="classifier: corpora to run (default all)")
     parser.add_argument("--quick", action="store_true",
@@ -237,7 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=None,
                         help="catalogue: folder keeping the trained checkpoints (reused when present)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="classifier-inference: a classifier checkpoint trained on 20ng")
     args = parser.parse_args(argv)
+    if args.suite == "classifier-inference":
+        from neo_ml.classification.benchmark import run_inference_benchmark
+
+        if args.checkpoint is None:
+            parser.error("classifier-inference needs --checkpoint DIR (a checkpoint trained with --data 20ng)")
+        run_inference_benchmark(args.checkpoint, output=args.output)
+        return 0
     if args.suite in ("scale", "catalogue"):
         from neo_ml import scale
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from neo_ml.errors import CheckpointIntegrityError
 
-TRACKED_PACKAGES = ("neo_ml", "torch", "numpy", "pandas", "scikit-learn", "sqlalchemy", "transformers")
+TRACKED_PACKAGES = ("neo_ml", "torch", "numpy", "pandas", "scikit-learn", "sqlalchemy", "transformers", "onnxruntime")
 
 
 def package_versions() -> dict[str, str]:

@@ -10,7 +10,12 @@ three random subsets each, written to a classification JSON file, trained by
 the default ``train_classification`` command and scored through the service
 on 1,000 held-out test documents.
 Then the p50/p95 latency of ``MLClassificationService.predict`` on the
-median-length 20NG test document, in a fresh serving process.
+median-length 20NG test document, in a fresh serving process, and each
+inference backend (torch fp32, ONNX Runtime int8) on the same 20NG
+checkpoint, also in a fresh process: ``predict_batch`` documents per second
+and test accuracy. That comparison alone, on a trained 20NG checkpoint:
+
+    python -m neo_ml.benchmark classifier-inference --checkpoint models/classification/benchmark_v1
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from neo_ml.benchmark import finish_report, latency_percentiles, time_calls
 from neo_ml.classification.baseline import evaluate_baseline
 from neo_ml.classification.checkpoint import save_classifier
 from neo_ml.classification.metrics import classification_report
-from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
+from neo_ml.classification.model import INFERENCE_BACKENDS, ClassifierConfig, TaxonomyClassifier
 from neo_ml.classification.service import MLClassificationService
 from neo_ml.data.text import LabeledText, samples_to_document
 from neo_ml.train_classification import evaluate, load_training_data
@@ -40,6 +45,7 @@ CORPORA = ["20ng", "r8", "r52", "20ng-dewey"]
 PUBLISHED = {"20ng": "BERT 0.853, BertGCN 0.893", "r8": "BERT 0.978, BertGCN 0.981",
              "r52": "BERT 0.964, BertGCN 0.966", "20ng-dewey": "(no published figure)"}
 SMALL_SAMPLES, SMALL_TEST, SMALL_GROUPS, SMALL_SEEDS = 100, 1000, 10, (0, 1, 2)
+THROUGHPUT_DOCUMENTS, THROUGHPUT_REPEATS = 500, 3
 
 
 def _log(message: str) -> None:
@@ -80,6 +86,12 @@ def small_subset(corpus: str, seed: int = 0) -> tuple[list[LabeledText], list[La
     return train, rng.sample(test, min(SMALL_TEST, len(test)))
 
 
+def score_matrix(results, labels: list[str]) -> np.ndarray:
+    """Documents x labels confidences (columns in ``labels`` order) from results ranking every label."""
+    return np.array([[{p.taxonomy_code: p.confidence for p in r.predictions}[code] for code in labels]
+                     for r in results])
+
+
 def benchmark_small_data(corpus: str, folder: Path, seed: int) -> dict:
     """The default training command on a small JSON file, scored through the service on held-out documents."""
     train, test = small_subset(corpus, seed)
@@ -92,10 +104,8 @@ def benchmark_small_data(corpus: str, folder: Path, seed: int) -> dict:
     service = MLClassificationService(model_path=checkpoint)
     texts, truth = [t for t, _ in test], [labels for _, labels in test]
     results = service.predict_batch(texts, top_k=len(service.labels))
-    labels = service.labels
-    scores = np.array([[{p.taxonomy_code: p.confidence for p in r.predictions}[code] for code in labels]
-                       for r in results])
-    report = classification_report(truth, [r.codes for r in results], scores, labels)
+    report = classification_report(truth, [r.codes for r in results], score_matrix(results, service.labels),
+                                   service.labels)
     baseline = evaluate_baseline(train, test)
     _log(f"  small {corpus} subset {seed}: top-1 {report['top1_precision']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
          f"(baseline {baseline['top1_precision']:.4f} / {baseline['macro_f1']:.4f})")
@@ -117,14 +127,86 @@ def benchmark_latency(checkpoint: Path, calls: int = 300) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-def latency_in_fresh_process(checkpoint: Path) -> dict:
-    """``benchmark_latency`` in a new interpreter, as a serving process would be: one that has not
-    just trained four corpora (in the training process p95 read 51.5 ms against 36-39 ms fresh)."""
+def in_fresh_process(function, *args):
+    """``function(*args)`` in a new interpreter, as a serving process would be: one that has not just
+    trained four corpora (in the training process p95 latency read 51.5 ms against 36-39 ms fresh)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(benchmark_latency, checkpoint).result()
+        return pool.submit(function, *args).result()
+
+
+def benchmark_backend(checkpoint: Path, inference: str, test: list[LabeledText]) -> tuple[dict, np.ndarray]:
+    """One inference backend through the service: seconds to a first prediction (the first load of
+    ``onnx-int8`` exports the encoder and adds it to the checkpoint when it has none), test metrics,
+    and ``predict_batch`` documents per second, the median of repeats on an evenly spaced test subset."""
+    texts, truth = [t for t, _ in test], [labels for _, labels in test]
+    loads = []
+    for _ in range(2):  # first load, then a load of what the first one left; each up to a first prediction
+        service, started = MLClassificationService(model_path=checkpoint, inference=inference), time.perf_counter()
+        service.predict(texts[0])
+        loads.append(time.perf_counter() - started)
+    labels = service.labels
+    started = time.perf_counter()
+    results = service.predict_batch(texts, top_k=len(labels))
+    test_seconds = time.perf_counter() - started
+    scores = score_matrix(results, labels)
+    report = classification_report(truth, [r.codes for r in results], scores, labels)
+    subset = texts[::max(1, len(texts) // THROUGHPUT_DOCUMENTS)][:THROUGHPUT_DOCUMENTS]
+    seconds = []
+    for _ in range(THROUGHPUT_REPEATS):
+        started = time.perf_counter()
+        service.predict_batch(subset)
+        seconds.append(time.perf_counter() - started)
+    _log(f"  {inference}: accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+         f"{len(subset) / np.median(seconds):.1f} documents/s  first load {loads[0]:.1f}s")
+    return {**report, "first_load_seconds": loads[0], "load_seconds": loads[1], "test_seconds": test_seconds,
+            "test_documents_per_second": len(texts) / test_seconds, "documents_per_second":
+            len(subset) / float(np.median(seconds)), "timed_documents": len(subset), "repeats": seconds}, scores
+
+
+def benchmark_inference(checkpoint: Path) -> dict:
+    """Every inference backend on the same 20NG checkpoint and test set, and how far their outputs differ."""
+    import torch
+
+    test = load_training_data("20ng")[1]
+    rows, scores = {}, {}
+    for inference in INFERENCE_BACKENDS:
+        rows[inference], scores[inference] = benchmark_backend(checkpoint, inference, test)
+    reference = scores[INFERENCE_BACKENDS[0]]
+    for inference in INFERENCE_BACKENDS[1:]:
+        rows[inference] |= {
+            "speedup": rows[inference]["documents_per_second"] / rows[INFERENCE_BACKENDS[0]]["documents_per_second"],
+            "accuracy_points_lost": 100 * (rows[INFERENCE_BACKENDS[0]]["accuracy"] - rows[inference]["accuracy"]),
+            "max_probability_difference": float(np.abs(scores[inference] - reference).max()),
+            "top1_agreement": float((scores[inference].argmax(1) == reference.argmax(1)).mean())}
+    return {"backends": rows, "torch_threads": torch.get_num_threads(), "checkpoint": str(checkpoint)}
+
+
+def format_inference(inference: dict) -> list[str]:
+    lines = [f"MLClassificationService.predict_batch, 20NG test, one checkpoint per backend "
+             f"({inference['torch_threads']} threads; documents/s: median of {THROUGHPUT_REPEATS} runs on "
+             f"{THROUGHPUT_DOCUMENTS} test documents; load s: to a first prediction, the first load exporting the "
+             "encoder when the checkpoint has no export yet)", "",
+             "| inference | documents/s | speed-up | accuracy | points lost | macro-F1 | top-1 agreement | "
+             "max probability difference | first load s | load s |", "| --- | --- | --- | --- | --- | --- | --- "
+             "| --- | --- | --- |"]
+    for name, row in inference["backends"].items():
+        extra = [f"{row['speedup']:.2f}x", f"{row['accuracy_points_lost']:.2f}"] if "speedup" in row else ["", ""]
+        agreement = [f"{row['top1_agreement']:.4f}", f"{row['max_probability_difference']:.4f}"] \
+            if "speedup" in row else ["", ""]
+        lines.append(f"| {name} | {row['documents_per_second']:.1f} | {extra[0]} | {row['accuracy']:.4f} | "
+                     f"{extra[1]} | {row['macro_f1']:.4f} | {agreement[0]} | {agreement[1]} | "
+                     f"{row['first_load_seconds']:.1f} | {row['load_seconds']:.1f} |")
+    return lines
+
+
+def run_inference_benchmark(checkpoint: Path, output: Path | None = None) -> dict:
+    """``benchmark_inference`` alone, on a trained 20NG checkpoint."""
+    started = time.perf_counter()
+    report = {"suite": "classifier-inference", "inference": benchmark_inference(Path(checkpoint))}
+    return finish_report(report, started, output, lambda r: "\n".join(format_inference(r["inference"])))
 
 
 def format_report(report: dict) -> str:
@@ -165,6 +247,8 @@ def format_report(report: dict) -> str:
         lines += ["", f"MLClassificationService.predict on the median-length 20NG test document "
                       f"({lat['document_words']} words, {lat['predict']['calls']} calls, {lat['torch_threads']} "
                       f"torch threads): p50 {lat['predict']['p50_ms']:.1f} ms, p95 {lat['predict']['p95_ms']:.1f} ms"]
+    if "inference" in report:
+        lines += ["", *format_inference(report["inference"])]
     return "\n".join(lines)
 
 
@@ -183,5 +267,6 @@ def run_classifier_benchmark(corpora=CORPORA, quick: bool = False, output: Path 
             report["small_data"][corpus] = [benchmark_small_data(corpus, Path(tmp), seed)
                                             for seed in (SMALL_SEEDS[:1] if quick else SMALL_SEEDS)]
         if "20ng" in corpora:
-            report["latency"] = latency_in_fresh_process(Path(tmp) / "20ng")
+            report["latency"] = in_fresh_process(benchmark_latency, Path(tmp) / "20ng")
+            report["inference"] = in_fresh_process(benchmark_inference, Path(tmp) / "20ng")
     return finish_report(report, started, output, format_report)

@@ -5,23 +5,31 @@ files with ``vocab.txt``), ``heads.safetensors`` (lexical and semantic
 weights, thresholds), ``label_map.json``, ``classifier.json`` (fusion weight,
 calibration, configuration, vocabulary), ``training_metrics.json`` and
 ``manifest.json`` with the sha256 of every other file plus provenance.
+With the ``onnx-int8`` inference backend it also holds ``encoder-int8.onnx``,
+the quantised export of its encoder: written at save time, or added (the
+folder rebuilt and swapped in like a save) the first time an older
+checkpoint is loaded for that backend.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
 from safetensors.numpy import load_file, save_file
 
 from neo_ml.checkpoints import file_sha256, package_versions, recover_folder, staging_folder, swap_in_folder
-from neo_ml.classification.model import TaxonomyClassifier
+from neo_ml.classification.model import TaxonomyClassifier, check_inference
 from neo_ml.data.text import LabelMap
 from neo_ml.errors import CheckpointError, CheckpointIntegrityError
 
 MANIFEST = "manifest.json"
+ONNX_INT8 = "encoder-int8.onnx"
+log = logging.getLogger(__name__)
 
 
 def save_classifier(model: TaxonomyClassifier, folder: str | Path, metrics: dict | None = None,
@@ -36,14 +44,38 @@ def save_classifier(model: TaxonomyClassifier, folder: str | Path, metrics: dict
         (staging / "classifier.json").write_text(json.dumps(values))
         (staging / "label_map.json").write_text(json.dumps(model.label_map.to_json(), indent=2))
         (staging / "training_metrics.json").write_text(json.dumps(metrics or {}, indent=2))
-        files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
-        manifest = {"files": files, "data_checksum": data_checksum, "package_versions": package_versions(),
-                    "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if model.config.inference == "onnx-int8":
+            (staging / ONNX_INT8).write_bytes(model.export_onnx_int8())
+        _write_manifest(staging, {"data_checksum": data_checksum, "package_versions": package_versions(),
+                                  "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
         swap_in_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _write_manifest(staging: Path, provenance: dict) -> None:
+    """The manifest: the sha256 of every file in the folder, plus ``provenance``."""
+    files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file() and p.name != MANIFEST}
+    (staging / MANIFEST).write_text(json.dumps({"files": files, **provenance}, indent=2))
+
+
+def add_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> None:
+    """Add the int8 export of ``model``'s encoder to its checkpoint: the folder is copied, extended and
+    swapped in, so a crash leaves the old checkpoint whole and the manifest always lists every file."""
+    staging = staging_folder(folder)
+    try:
+        for file in folder.iterdir():
+            if file.is_file() and file.name != MANIFEST:
+                shutil.copy2(file, staging / file.name)
+        (staging / ONNX_INT8).write_bytes(model.export_onnx_int8())
+        added = {"added_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                 "package_versions": package_versions()}
+        _write_manifest(staging, {key: value for key, value in manifest.items() if key != "files"}
+                        | {"onnx_int8": added})
+        swap_in_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def verify_checkpoint(folder: Path) -> dict:
@@ -69,14 +101,36 @@ def verify_checkpoint(folder: Path) -> dict:
     return manifest
 
 
-def load_classifier(folder: str | Path) -> TaxonomyClassifier:
+def load_classifier(folder: str | Path, inference: str | None = None) -> TaxonomyClassifier:
+    """The verified checkpoint; ``inference`` overrides the backend saved in its configuration."""
     folder = Path(folder)
+    if inference is not None:
+        check_inference(inference)
     recover_folder(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no classifier checkpoint folder")
-    verify_checkpoint(folder)
+    manifest = verify_checkpoint(folder)
     values = json.loads((folder / "classifier.json").read_text())
     label_map = LabelMap.from_json(json.loads((folder / "label_map.json").read_text()))
     model = TaxonomyClassifier.from_state(load_file(str(folder / "heads.safetensors")), values, label_map, folder)
     model.training_metrics = json.loads((folder / "training_metrics.json").read_text())
+    model.config.inference = inference or model.config.inference
+    if model.config.inference == "onnx-int8":
+        model.onnx_int8 = _read_onnx_int8(folder, model, manifest)
     return model
+
+
+def _read_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> bytes:
+    """The checkpoint's int8 export, checked against the manifest; made and added once when it has none."""
+    if ONNX_INT8 not in manifest["files"]:
+        try:
+            add_onnx_int8(folder, model, manifest)
+        except OSError as exc:  # a read-only model store: serve the export from memory, made again next load
+            log.warning("%s: cannot add %s (%s); using it unsaved", folder, ONNX_INT8, exc)
+            return model.export_onnx_int8()
+        manifest = verify_checkpoint(folder)
+    data = (folder / ONNX_INT8).read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest["files"][ONNX_INT8]:  # the bytes used are the bytes checked
+        raise CheckpointIntegrityError(f"{folder / ONNX_INT8}: checksum mismatch; the checkpoint is corrupt or was "
+                                       "edited")
+    return data

@@ -67,16 +67,26 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
-@torch.inference_mode()
 def embed(texts: list[str], tokenizer, model, max_length: int = 256, batch_size: int = 32,
           progress: bool = False) -> np.ndarray:
     """Mean-pooled last-layer embeddings, one row per text, batched by length (far less padding)."""
+
+    def pooled(batch) -> np.ndarray:
+        return mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]).numpy()
+
+    with torch.inference_mode():
+        return embed_batches(texts, tokenizer, pooled, model.config.hidden_size, max_length, batch_size, progress)
+
+
+def embed_batches(texts: list[str], tokenizer, pooled, width: int, max_length: int, batch_size: int,
+                  progress: bool = False, tensors: str = "pt") -> np.ndarray:
+    """``pooled(tokenized batch)`` of every length-sorted batch, put back in input order (any runtime)."""
     from tqdm.auto import tqdm
 
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    out = np.zeros((len(texts), width), dtype=np.float32)
     batches = length_batches([len(t) for t in texts], np.arange(len(texts)), batch_size)
     for rows in tqdm(batches, desc="encoding", disable=not progress, leave=False):
         batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length,
-                          padding=True, return_tensors="pt")
-        out[rows] = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]).numpy()
+                          padding=True, return_tensors=tensors)
+        out[rows] = pooled(batch)
     return out

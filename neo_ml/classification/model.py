@@ -38,6 +38,11 @@ from neo_ml.classification.metrics import classification_report
 from neo_ml.classification.tuning import tune_top_layers
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
+from neo_ml.errors import InvalidRequestError
+
+# How predictions encode text: the torch encoder (fp32, the reference) or its int8 ONNX Runtime export
+# (classification.onnx_encoder); training always uses torch.
+INFERENCE_BACKENDS = ("torch", "onnx-int8")
 
 
 @dataclass
@@ -57,9 +62,19 @@ class ClassifierConfig:
     validation_fraction: float = 0.2
     seed: int = 0
     scrub_pii: bool = True  # e-mail addresses, phone numbers, ... replaced before training and prediction
+    inference: str = "torch"  # one of INFERENCE_BACKENDS; a service can choose another at load time
+
+    def __post_init__(self):
+        check_inference(self.inference)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_inference(inference: str) -> str:
+    if inference not in INFERENCE_BACKENDS:
+        raise InvalidRequestError(f"inference {inference!r}: expected one of {', '.join(INFERENCE_BACKENDS)}")
+    return inference
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -88,6 +103,8 @@ class TaxonomyClassifier:
     def __init__(self, config: ClassifierConfig | None = None):
         self.config = config or ClassifierConfig()
         self._encoder = None
+        self.onnx_int8: bytes | None = None  # the int8 export (from the checkpoint, or made on first use)
+        self._onnx_encoder = None
 
     # -- pieces ----------------------------------------------------------------------------
     @property
@@ -100,6 +117,25 @@ class TaxonomyClassifier:
         tokenizer, model = self.encoder
         return _normalise(embed(texts, tokenizer, model, self.config.max_length, self.config.batch_size,
                                 progress=progress))
+
+    def export_onnx_int8(self) -> bytes:
+        """The int8 ONNX export of this classifier's encoder, made once (about 20 s) and kept."""
+        from neo_ml.classification.onnx_encoder import export_int8
+
+        if self.onnx_int8 is None:
+            self.onnx_int8 = export_int8(*self.encoder)
+        return self.onnx_int8
+
+    def inference_embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """``embed`` through the configured inference backend."""
+        if self.config.inference == "torch":
+            return self.embed(texts, progress)
+        if self._onnx_encoder is None:
+            from neo_ml.classification.onnx_encoder import OnnxEncoder
+
+            self._onnx_encoder = OnnxEncoder(self.export_onnx_int8())
+        return _normalise(self._onnx_encoder.embed(texts, self.encoder[0], self.config.max_length,
+                                                   self.config.batch_size, progress=progress))
 
     def raw_scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """Fused per-label logits, before calibration."""
@@ -115,7 +151,7 @@ class TaxonomyClassifier:
         """Calibrated probability of each label for each text (identifiers scrubbed first)."""
         texts = self.prepare(texts)
         scale, bias = self.platt
-        return calibration.sigmoid(scale * self.raw_scores(texts, self.embed(texts, progress)) + bias)
+        return calibration.sigmoid(scale * self.raw_scores(texts, self.inference_embed(texts, progress)) + bias)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Chosen labels: the best one only when training data had one label per text, else every

@@ -3,6 +3,7 @@
     service = MLClassificationService(model_version="benchmark_v1")
     service.fine_tune([("text", ["000", "600"]), ...])       # validation metrics
     service.predict("a resource's text", top_k=5)           # ranked (code, confidence), best first
+    MLClassificationService(inference="onnx-int8")          # the int8 ONNX Runtime encoder (classification.model)
 
 Checkpoints live in ``models/classification/<model_version>/`` (or
 ``model_path``); they are loaded lazily, verified against their manifest,
@@ -23,7 +24,7 @@ from neo_ml import paths
 from neo_ml.checkpoints import recover_folder
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
-from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
+from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier, check_inference
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
 from neo_ml.errors import CheckpointError, InvalidRequestError
@@ -64,12 +65,15 @@ class ClassificationResult:
 
 class MLClassificationService:
     def __init__(self, db=None, model_name: str = DEFAULT_ENCODER, model_version: str = "benchmark_v1",
-                 model_path: str | Path | None = None, rate_limiter: RateLimiter | None = None):
+                 model_path: str | Path | None = None, rate_limiter: RateLimiter | None = None,
+                 inference: str | None = None):
+        """``inference``: the encoder backend for predictions; None keeps the one saved in the checkpoint."""
         self.db = db  # kept for the backend's signature; the classifier reads no tables
         self.model_name, self.model_version = model_name, model_version
         self.checkpoint_dir = Path(model_path) if model_path else paths.classification_models_dir() / model_version
         self.model: TaxonomyClassifier | None = None
         self.rate_limiter = rate_limiter
+        self.inference = check_inference(inference) if inference is not None else None
         self._lock = threading.Lock()
 
     def _load_model(self) -> TaxonomyClassifier:
@@ -79,7 +83,7 @@ class MLClassificationService:
                     recover_folder(self.checkpoint_dir)
                     if not self.checkpoint_dir.is_dir():
                         raise ClassifierNotFoundError(self.checkpoint_dir)
-                    self.model = load_classifier(self.checkpoint_dir)
+                    self.model = load_classifier(self.checkpoint_dir, self.inference)
                     log.info("Loaded classifier %s from %s", self.model_version, self.checkpoint_dir)
         return self.model
 
@@ -107,11 +111,12 @@ class MLClassificationService:
                    for n, (text, labels) in enumerate(labeled_data)]
         config = ClassifierConfig(encoder=self.model_name, max_length=max_length, batch_size=batch_size,
                                   epochs=epochs, learning_rate=learning_rate, tuned_layers=tuned_layers,
-                                  folds=folds, validation_fraction=validation_fraction, seed=seed)
+                                  folds=folds, validation_fraction=validation_fraction, seed=seed,
+                                  inference=self.inference or _DEFAULTS.inference)
         model = TaxonomyClassifier(config)
         metrics = model.fit(samples, progress=progress)
         save_classifier(model, self.checkpoint_dir, metrics)
-        self.model = load_classifier(self.checkpoint_dir)
+        self.model = load_classifier(self.checkpoint_dir, self.inference)
         return metrics
 
     def predict(self, text: str, top_k: int = 5, caller: str | None = None) -> ClassificationResult:

@@ -71,8 +71,11 @@ def embed(texts: list[str], tokenizer, model, max_length: int = 256, batch_size:
           progress: bool = False) -> np.ndarray:
     """Mean-pooled last-layer embeddings, one row per text, batched by length (far less padding)."""
 
+    device = next(model.parameters()).device  # CUDA when the encoder was moved there
+
     def pooled(batch) -> np.ndarray:
-        return mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]).numpy()
+        batch = batch.to(device)
+        return mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]).float().cpu().numpy()
 
     with torch.inference_mode():
         return embed_batches(texts, tokenizer, pooled, model.config.hidden_size, max_length, batch_size, progress)

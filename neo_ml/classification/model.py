@@ -38,6 +38,7 @@ from neo_ml.classification.metrics import classification_report
 from neo_ml.classification.tuning import tune_top_layers
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
+from neo_ml.distributed import choose_device
 from neo_ml.errors import InvalidRequestError
 
 # How predictions encode text: the torch encoder (fp32, the reference) or its int8 ONNX Runtime export
@@ -110,7 +111,8 @@ class TaxonomyClassifier:
     @property
     def encoder(self):
         if self._encoder is None:
-            self._encoder = load_encoder(self.config.encoder)
+            tokenizer, model = load_encoder(self.config.encoder)
+            self._encoder = tokenizer, model.to(choose_device())  # CUDA when present: encoding and tuning
         return self._encoder
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:

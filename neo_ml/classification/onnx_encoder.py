@@ -39,7 +39,7 @@ def _export_fp32(tokenizer, model, path: Path) -> None:
     """The ONNX graph of encoder + pooling, dynamic in batch and length. Exported with eager attention:
     ONNX Runtime fuses that pattern into its Attention operator (the SDPA graph stays unfused and slow)."""
     example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt",
-                        return_token_type_ids=True)
+                        return_token_type_ids=True).to(next(model.parameters()).device)
     previous = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:

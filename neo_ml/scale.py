@@ -118,6 +118,7 @@ def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int =
     path, figures = folder / f"ncf_{items}.pt", folder / f"ncf_{items}.json"
     if path.exists() and figures.exists():
         return path, json.loads(figures.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
     coded = create_scale_interactions(SERVING_USERS, items, SERVING_INTERACTIONS, seed=seed)
     split = coded_leave_one_out_split(coded, hold_out_test=False)
     config = NCFConfig(epochs=epochs, patience=epochs, sparse=True, seed=seed)

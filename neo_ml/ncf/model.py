@@ -76,6 +76,7 @@ class _Scorer(nn.Module):
     # ``retrieval_items()`` (one row per item) and ``retrieval_queries(user vectors, near)``,
     # ``near`` optional item indices per user around which an approximate query is taken.
     item_prior: torch.Tensor | None = None
+    retrieval_is_exact = False  # True where the query's inner product is the score itself (GMF)
 
     def set_item_prior(self, counts) -> None:
         """Weights of the items (training interactions) for the MLP side's linearisation point.
@@ -208,6 +209,8 @@ class GMF(_Scorer):
 
     def retrieval_items(self) -> torch.Tensor:
         return self.item_embedding.weight  # exact: the score is this inner product plus a bias
+
+    retrieval_is_exact = True
 
     def retrieval_queries(self, vectors, near=None) -> torch.Tensor:
         return vectors[0] * self.output.weight[0]  # exact, wherever it is taken

@@ -276,7 +276,7 @@ class NCFService:
             vectors = self.model.user_vectors(user_tensor, history)
             wanted = min(max(self.candidates, top_k) + max(map(len, masked)), self.model.num_items)
             candidates, logits = self._retrieve(vectors, wanted)
-            if hasattr(self.model, "mlp"):
+            if not self.model.retrieval_is_exact:
                 # The MLP side's estimate is taken around the typical item; a second search taken
                 # around the user's best candidates finds what the first missed near them.
                 best = candidates.gather(1, torch.topk(logits, min(REFINE_AROUND, wanted)).indices)

@@ -2,7 +2,7 @@
 
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
     python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
-    python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs int8 ONNX on a 20NG checkpoint
+    python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs its int8 backends on a 20NG checkpoint
     python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (scale.py)
     python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (scale.py)
 

@@ -11,7 +11,7 @@ the default ``train_classification`` command and scored through the service
 on 1,000 held-out test documents.
 Then the p50/p95 latency of ``MLClassificationService.predict`` on the
 median-length 20NG test document, in a fresh serving process, and each
-inference backend (torch fp32, ONNX Runtime int8) on the same 20NG
+inference backend (torch fp32, ONNX Runtime int8, Inductor static int8) on the same 20NG
 checkpoint, also in a fresh process: ``predict_batch`` documents per second
 and test accuracy. That comparison alone, on a trained 20NG checkpoint:
 

@@ -8,7 +8,8 @@ calibration, configuration, vocabulary), ``training_metrics.json`` and
 With the ``onnx-int8`` inference backend it also holds ``encoder-int8.onnx``,
 the quantised export of its encoder: written at save time, or added (the
 folder rebuilt and swapped in like a save) the first time an older
-checkpoint is loaded for that backend.
+checkpoint is loaded for that backend. ``int8-calibration.safetensors`` holds
+the observer statistics of the ``torch-int8`` backend, recorded by training.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, load_file, save_file
 
 from neo_ml.checkpoints import file_sha256, package_versions, recover_folder, staging_folder, swap_in_folder
 from neo_ml.classification.model import TaxonomyClassifier, check_inference
@@ -29,6 +30,7 @@ from neo_ml.errors import CheckpointError, CheckpointIntegrityError
 
 MANIFEST = "manifest.json"
 ONNX_INT8 = "encoder-int8.onnx"
+INT8_CALIBRATION = "int8-calibration.safetensors"
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,8 @@ def save_classifier(model: TaxonomyClassifier, folder: str | Path, metrics: dict
         (staging / "training_metrics.json").write_text(json.dumps(metrics or {}, indent=2))
         if model.config.inference == "onnx-int8":
             (staging / ONNX_INT8).write_bytes(model.export_onnx_int8())
+        if model.int8_calibration is not None:
+            save_file(model.int8_calibration, str(staging / INT8_CALIBRATION))
         _write_manifest(staging, {"data_checksum": data_checksum, "package_versions": package_versions(),
                                   "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
         swap_in_folder(staging, folder)
@@ -117,7 +121,21 @@ def load_classifier(folder: str | Path, inference: str | None = None) -> Taxonom
     model.config.inference = inference or model.config.inference
     if model.config.inference == "onnx-int8":
         model.onnx_int8 = _read_onnx_int8(folder, model, manifest)
+    if INT8_CALIBRATION in manifest["files"]:
+        model.int8_calibration = load(_checked_bytes(folder / INT8_CALIBRATION, manifest))
+    elif model.config.inference == "torch-int8":
+        raise CheckpointError(f"{folder}: no {INT8_CALIBRATION}, which inference 'torch-int8' needs; training "
+                              "records it (this checkpoint is older): train it again, or serve it with torch or "
+                              "onnx-int8")
     return model
+
+
+def _checked_bytes(path: Path, manifest: dict) -> bytes:
+    """The file's bytes, checked against the manifest: the bytes used are the bytes checked."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest["files"][path.name]:
+        raise CheckpointIntegrityError(f"{path}: checksum mismatch; the checkpoint is corrupt or was edited")
+    return data
 
 
 def _read_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> bytes:
@@ -129,8 +147,4 @@ def _read_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> 
             log.warning("%s: cannot add %s (%s); using it unsaved", folder, ONNX_INT8, exc)
             return model.export_onnx_int8()
         manifest = verify_checkpoint(folder)
-    data = (folder / ONNX_INT8).read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest["files"][ONNX_INT8]:  # the bytes used are the bytes checked
-        raise CheckpointIntegrityError(f"{folder / ONNX_INT8}: checksum mismatch; the checkpoint is corrupt or was "
-                                       "edited")
-    return data
+    return _checked_bytes(folder / ONNX_INT8, manifest)

@@ -7,6 +7,8 @@ model folder, or a hub name for users who have the internet, works too.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -37,6 +39,21 @@ def resolve_encoder(name_or_path: str | Path | None) -> str:
     return str(name_or_path)
 
 
+@contextlib.contextmanager
+def quiet_torchao():
+    """Silence torchao's import-time log lines (CUDA kernels a CPU machine cannot load, deprecated enum
+    registrations); transformers imports it while loading any model once it is installed."""
+    loggers = [logging.getLogger(name) for name in ("torchao", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def load_encoder(name_or_path: str | Path | None = None):
     """(tokenizer, model) in eval mode. A local folder never touches the network."""
     from transformers import AutoModel, AutoTokenizer
@@ -48,8 +65,9 @@ def load_encoder(name_or_path: str | Path | None = None):
     if local:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
-        model = AutoModel.from_pretrained(source, local_files_only=local, use_safetensors=True)
+        with quiet_torchao():
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+            model = AutoModel.from_pretrained(source, local_files_only=local, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise EncoderNotFoundError(f"cannot load encoder {source!r}: {exc}") from exc
     return tokenizer, model.eval()
@@ -65,6 +83,19 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The average of the token vectors that are not padding."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+class PooledEncoder(torch.nn.Module):
+    """The encoder and mean pooling as one module, for exports: the graph returns sentence vectors."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids).last_hidden_state
+        return mean_pool(hidden, attention_mask)
 
 
 def embed(texts: list[str], tokenizer, model, max_length: int = 256, batch_size: int = 32,

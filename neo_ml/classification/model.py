@@ -41,9 +41,10 @@ from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
 from neo_ml.distributed import choose_device
 from neo_ml.errors import InvalidRequestError
 
-# How predictions encode text: the torch encoder (fp32, the reference) or its int8 ONNX Runtime export
-# (classification.onnx_encoder); training always uses torch.
-INFERENCE_BACKENDS = ("torch", "onnx-int8")
+# How predictions encode text: the torch encoder (fp32, the reference), its int8 ONNX Runtime export
+# (classification.onnx_encoder) or its static int8 Inductor graph (classification.int8_encoder); training
+# always uses torch fp32.
+INFERENCE_BACKENDS = ("torch", "onnx-int8", "torch-int8")
 
 
 @dataclass
@@ -105,7 +106,8 @@ class TaxonomyClassifier:
         self.config = config or ClassifierConfig()
         self._encoder = None
         self.onnx_int8: bytes | None = None  # the int8 export (from the checkpoint, or made on first use)
-        self._onnx_encoder = None
+        self.int8_calibration: dict[str, np.ndarray] | None = None  # torch-int8's observer statistics (fit)
+        self._fast_encoder = None  # the backend's encoder, built on first use
 
     # -- pieces ----------------------------------------------------------------------------
     @property
@@ -132,12 +134,26 @@ class TaxonomyClassifier:
         """``embed`` through the configured inference backend."""
         if self.config.inference == "torch":
             return self.embed(texts, progress)
-        if self._onnx_encoder is None:
+        if self._fast_encoder is None:
+            self._fast_encoder = self._build_fast_encoder()
+        return _normalise(self._fast_encoder.embed(texts, self.encoder[0], self.config.max_length,
+                                                   self.config.batch_size, progress=progress))
+
+    def _build_fast_encoder(self):
+        if self.config.inference == "onnx-int8":
             from neo_ml.classification.onnx_encoder import OnnxEncoder
 
-            self._onnx_encoder = OnnxEncoder(self.export_onnx_int8())
-        return _normalise(self._onnx_encoder.embed(texts, self.encoder[0], self.config.max_length,
-                                                   self.config.batch_size, progress=progress))
+            return OnnxEncoder(self.export_onnx_int8())
+        from neo_ml.classification.int8_encoder import Int8Encoder
+
+        return Int8Encoder(*self.encoder, self.int8_calibration)
+
+    def calibrate_int8(self, texts: list[str]) -> None:
+        """Record the activation statistics of ``torch-int8`` on (a sample of) these training texts."""
+        from neo_ml.classification.int8_encoder import calibrate
+
+        self.int8_calibration = calibrate(*self.encoder, texts, self.config.max_length, self.config.batch_size)
+        self._fast_encoder = None
 
     def raw_scores(self, texts: list[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """Fused per-label logits, before calibration."""
@@ -235,6 +251,7 @@ class TaxonomyClassifier:
         self.thresholds = calibration.choose_thresholds(probabilities, held_targets)
         self.lexical, (self.semantic_coef, self.semantic_intercept), fitted = self._fit_views(
             texts, targets, embeddings)
+        self.calibrate_int8(texts)  # about 5 s; lets the checkpoint serve through torch-int8 too
 
         chosen = self.decide(probabilities)
         predicted = [[self.label_map.labels[j] for j in np.flatnonzero(row)] for row in chosen]

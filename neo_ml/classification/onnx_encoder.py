@@ -17,22 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neo_ml.classification.encoder import embed_batches, mean_pool
+from neo_ml.classification.encoder import PooledEncoder, embed_batches
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class _PooledEncoder(torch.nn.Module):
-    """The encoder and mean pooling as one module: the graph returns sentence vectors, not every token's."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                            token_type_ids=token_type_ids).last_hidden_state
-        return mean_pool(hidden, attention_mask)
 
 
 def _export_fp32(tokenizer, model, path: Path) -> None:
@@ -43,7 +30,7 @@ def _export_fp32(tokenizer, model, path: Path) -> None:
     previous = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
-        torch.onnx.export(_PooledEncoder(model).eval(), tuple(example[name] for name in INPUTS), str(path),
+        torch.onnx.export(PooledEncoder(model).eval(), tuple(example[name] for name in INPUTS), str(path),
                           input_names=list(INPUTS), output_names=["embedding"], opset_version=17, dynamo=False,
                           dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in INPUTS},
                                         "embedding": {0: "batch"}})

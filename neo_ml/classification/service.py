@@ -4,6 +4,7 @@
     service.fine_tune([("text", ["000", "600"]), ...])       # validation metrics
     service.predict("a resource's text", top_k=5)           # ranked (code, confidence), best first
     MLClassificationService(inference="onnx-int8")          # the int8 ONNX Runtime encoder (classification.model)
+    MLClassificationService(inference="torch-int8")         # static int8 compiled by Inductor, the fastest
 
 Checkpoints live in ``models/classification/<model_version>/`` (or
 ``model_path``); they are loaded lazily, verified against their manifest,

@@ -28,8 +28,10 @@ def test_texts(dewey_subset):
     return [text for text, _ in dewey_subset[1]]
 
 
-def test_int8_embeddings_and_probabilities_stay_close_to_torch(int8_folder, test_texts):
-    reference, fast = load_classifier(int8_folder, "torch"), load_classifier(int8_folder, "onnx-int8")
+@pytest.mark.parametrize("inference", ["onnx-int8", "torch-int8"])
+def test_int8_embeddings_and_probabilities_stay_close_to_torch(int8_folder, test_texts, inference):
+    """Both int8 backends, on the same checkpoint and texts."""
+    reference, fast = load_classifier(int8_folder, "torch"), load_classifier(int8_folder, inference)
     cosine = (reference.inference_embed(test_texts) * fast.inference_embed(test_texts)).sum(axis=1)  # unit rows
     torch_probabilities, int8_probabilities = reference.predict_proba(test_texts), fast.predict_proba(test_texts)
     difference = np.abs(int8_probabilities - torch_probabilities)

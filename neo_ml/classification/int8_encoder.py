@@ -58,12 +58,17 @@ def _without_pooler(model):
             model.pooler = pooler
 
 
+def _example(tokenizer):
+    """Two short texts of different lengths: a batch to trace and to compile with."""
+    return tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
+
+
 def _prepared(tokenizer, model) -> torch.fx.GraphModule:
     """The exported encoder + pooling (dynamic in batch and length) with int8 observers inserted."""
     prepare_pt2e, _, x86 = _quantisation()
     if next(model.parameters()).device.type != "cpu":  # the x86 kernels run on the CPU only
         model = copy.deepcopy(model).to("cpu")
-    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
+    example = _example(tokenizer)
     rows = torch.export.Dim("rows", min=2, max=65536)
     tokens = torch.export.Dim("tokens", min=2, max=model.config.max_position_embeddings)
     with _without_pooler(model), torch.no_grad():
@@ -101,7 +106,7 @@ def calibrate(tokenizer, model, texts: list[str], max_length: int, batch_size: i
 
 
 class Int8Encoder:
-    """The encoder quantised with saved ``calibrate`` statistics, compiled by Inductor on first use."""
+    """The encoder quantised with saved ``calibrate`` statistics and compiled by Inductor (about 20 s)."""
 
     def __init__(self, tokenizer, model, calibration: dict[str, np.ndarray] | None):
         _, convert_pt2e, _ = _quantisation()
@@ -119,12 +124,15 @@ class Int8Encoder:
         self.quantised = convert_pt2e(prepared)  # int8 weights, (de)quantisation steps: what Inductor compiles
         self.program = torch.compile(self.quantised, dynamic=True)
         self._pooled = _pooled_batches(self.program)
+        # Compiled here, once: frozen weights let Inductor pack the int8 weights for oneDNN (without them the
+        # int8 graph ran slower than the compiled fp32 graph, 33 against 38 documents/s). Both settings are
+        # process-wide, so predictions, which may run in several threads at once, leave them alone.
+        with inductor_config.patch(freezing=True), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="To copy construct from a tensor")  # inductor internals
+            self.pooled(_example(tokenizer))
 
     def pooled(self, batch) -> np.ndarray:
-        # Frozen weights let Inductor pack the int8 weights for oneDNN once; without them the int8 graph ran
-        # slower than the compiled fp32 graph (33 against 38 documents/s).
-        with torch.no_grad(), inductor_config.patch(freezing=True), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="To copy construct from a tensor")  # inductor internals
+        with torch.no_grad():
             return self._pooled(batch)
 
     def embed(self, texts: list[str], tokenizer, max_length: int = 256, batch_size: int = 32,

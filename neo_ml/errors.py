@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 import math
+import reprlib
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 60
+_BRIEF.maxlist = _BRIEF.maxdict = _BRIEF.maxtuple = _BRIEF.maxset = 4
+
+
+def brief(value) -> str:
+    """``repr(value)`` cut to about 60 characters, with the full length of a long string: error messages
+    name what was wrong without repeating a megabyte of it."""
+    shown = _BRIEF.repr(value)
+    if isinstance(value, str | bytes) and len(value) > 60:
+        shown += f" ({len(value):,} characters)" if isinstance(value, str) else f" ({len(value):,} bytes)"
+    return shown
 
 
 class NeoMLError(Exception):
@@ -62,7 +76,7 @@ class RateLimitExceededError(NeoMLError):
 
     def __init__(self, caller: str, retry_after: float):
         self.caller, self.retry_after = caller, retry_after
-        super().__init__(f"rate limit exceeded for caller {caller!r}; retry in {retry_after:.3f} s")
+        super().__init__(f"rate limit exceeded for caller {brief(caller)}; retry in {retry_after:.3f} s")
 
 
 class NCFModelNotFoundError(NeoMLError, FileNotFoundError):

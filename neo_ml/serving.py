@@ -11,22 +11,32 @@ a user id, an item id or a text.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
-from neo_ml.errors import InvalidRequestError, RateLimitExceededError
+from neo_ml.errors import InvalidRequestError, RateLimitExceededError, brief
 
 predictions_log = logging.getLogger("neo_ml.predictions")
 
 
 class RateLimiter:
+    """A token bucket per caller. Buckets that have filled up again are forgotten once there are more than
+    ``SWEEP_ABOVE`` callers, so memory follows the callers active in the last ``burst / rate`` seconds,
+    not every caller ever seen (a full bucket is what a new caller gets anyway)."""
+
+    SWEEP_ABOVE = 10_000
+
     def __init__(self, rate: float, burst: int | None = None, clock=time.monotonic):
-        if not rate > 0:
-            raise InvalidRequestError(f"rate must be > 0 calls per second, got {rate!r}")
-        self.rate, self.burst, self.clock = float(rate), int(burst or max(1, round(rate))), clock
-        if self.burst < 1:
-            raise InvalidRequestError(f"burst must be >= 1, got {burst!r}")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+            raise InvalidRequestError(f"rate must be > 0 calls per second (finite), got {brief(rate)}")
+        if burst is None:
+            burst = max(1, round(rate))
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise InvalidRequestError(f"burst must be an integer >= 1, got {brief(burst)}")
+        self.rate, self.burst, self.clock = float(rate), burst, clock
         self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, time of last refill)
+        self._sweep_above = self.SWEEP_ABOVE
         self._lock = threading.Lock()
 
     def acquire(self, caller: str) -> None:
@@ -39,6 +49,17 @@ class RateLimiter:
                 self._buckets[caller] = (tokens, now)
                 raise RateLimitExceededError(caller, (1 - tokens) / self.rate)
             self._buckets[caller] = (tokens - 1, now)
+            if len(self._buckets) > self._sweep_above:
+                self._forget_full_buckets(now)
+
+    def _forget_full_buckets(self, now: float) -> None:
+        self._buckets = {caller: (tokens, last) for caller, (tokens, last) in self._buckets.items()
+                         if tokens + (now - last) * self.rate < self.burst}
+        self._sweep_above = max(self.SWEEP_ABOVE, 2 * len(self._buckets))  # amortised: sweeps stay rare
+
+    def __len__(self) -> int:
+        """How many callers' buckets are held."""
+        return len(self._buckets)
 
 
 def admit(limiter: RateLimiter | None, caller: str | None) -> float:

@@ -85,7 +85,8 @@ def test_ncf_checkpoints_survive_sigkill_during_saves(ncf_parts, tmp_path):
     outcome = _kill_during_saves(save, load, time.perf_counter() - started)
     assert outcome["landed"] >= KILLS
     save(100)  # the next save clears what the killed writers left
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ncf.pt", "ncf.pt.sha256"]
+    # The lock file of the writers stays (an empty file; removing it would let two writers lock two files).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ncf.pt.lock", "ncf.pt", "ncf.pt.sha256"]
     assert load() == 100
 
 
@@ -104,7 +105,7 @@ def test_classifier_checkpoints_survive_sigkill_during_saves(trained_service, tm
     outcome = _kill_during_saves(save, load, time.perf_counter() - started)
     assert outcome["landed"] >= KILLS
     save(100)
-    assert [p.name for p in tmp_path.iterdir()] == ["classifier"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".classifier.lock", "classifier"]
     assert load() == 100
 
 

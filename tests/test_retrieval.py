@@ -60,7 +60,7 @@ def test_two_stage_recall_of_the_exact_top_10_and_seen_items_stay_out(trained_ch
                       for u in users])
     assert recall >= 0.95, recall  # 20 candidates (plus as many as the user has seen) of 300 items
     for user in users[:10]:
-        seen = set(service.item_ids[service._user_items(user)])
+        seen = set(service.item_ids[service._user_items(user)[0]])
         assert not seen & set(_items(service.recommend(user, 10)))
         assert seen & set(_items(service.recommend(user, 200, exclude_seen=False)))
 
@@ -87,7 +87,7 @@ def test_bad_retrieval_options_are_refused(trained_checkpoint):
         NCFService(model_path=trained_checkpoint, retrieval="hnsw")
     with pytest.raises(InvalidRequestError, match="candidates must be a positive integer"):
         NCFService(model_path=trained_checkpoint, candidates=0)
-    with pytest.raises(InvalidRequestError, match="list of item ids"):
+    with pytest.raises(InvalidRequestError, match="must be a list of ids"):
         NCFService(model_path=trained_checkpoint).recommend_batch("user_001")
 
 

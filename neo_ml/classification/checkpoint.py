@@ -21,16 +21,28 @@ import logging
 import shutil
 from pathlib import Path
 
-from safetensors.numpy import load, load_file, save_file
+from safetensors import SafetensorError
+from safetensors.numpy import load, save_file
 
-from neo_ml.checkpoints import file_sha256, package_versions, recover_folder, staging_folder, swap_in_folder
+from neo_ml.checkpoints import (
+    checkpoint_lock,
+    file_sha256,
+    package_versions,
+    read_checkpoint_file,
+    recover_folder,
+    staging_folder,
+    swap_in_folder,
+)
 from neo_ml.classification.model import TaxonomyClassifier, check_inference
 from neo_ml.data.text import LabelMap
-from neo_ml.errors import CheckpointError, CheckpointIntegrityError
+from neo_ml.errors import CheckpointError, CheckpointIntegrityError, brief
 
 MANIFEST = "manifest.json"
 ONNX_INT8 = "encoder-int8.onnx"
 INT8_CALIBRATION = "int8-calibration.safetensors"
+# What every checkpoint holds: a manifest without one of them describes no classifier.
+REQUIRED_FILES = ("classifier.json", "label_map.json", "heads.safetensors", "training_metrics.json",
+                  "config.json", "model.safetensors")
 log = logging.getLogger(__name__)
 
 
@@ -83,68 +95,117 @@ def add_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> No
 
 
 def verify_checkpoint(folder: Path) -> dict:
-    """The manifest, after checking every listed file's sha256; a file it does not list is refused too."""
+    """The manifest, after checking every listed file's sha256; a file it does not list is refused too.
+
+    Every entry must name a plain file inside the folder (no path, no link), so a forged manifest can
+    make the check read nothing outside it; and it must list every file a classifier needs.
+    """
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise CheckpointError(f"{folder}: no {MANIFEST}; not a classifier checkpoint")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        listed = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointIntegrityError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    manifest, listed = _read_manifest(manifest_path)
     present = {p.name for p in folder.iterdir() if p.name != MANIFEST}
     unlisted = sorted(present - set(listed))
     if unlisted:
         raise CheckpointIntegrityError(f"{folder / unlisted[0]}: not in the manifest; the checkpoint was edited")
     for name, digest in listed.items():
         path = folder / name
-        if not path.is_file():
-            raise CheckpointIntegrityError(f"{path}: listed in the manifest but missing")
-        if file_sha256(path) != digest:
+        if path.is_symlink() or not path.is_file():
+            raise CheckpointIntegrityError(f"{path}: listed in the manifest but missing or not a plain file")
+        if _sha256(path) != digest:
             raise CheckpointIntegrityError(f"{path}: checksum mismatch; the checkpoint is corrupt or was edited")
     return manifest
 
 
+def _read_manifest(path: Path) -> tuple[dict, dict[str, str]]:
+    try:
+        manifest = json.loads(read_checkpoint_file(path))
+        listed = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointIntegrityError(f"{path}: unreadable manifest ({brief(exc)})") from None
+    for name, digest in listed.items():
+        if not _is_plain_name(name):
+            raise CheckpointIntegrityError(f"{path}: entry {brief(name)} is not a file name inside the folder; "
+                                           "the manifest was forged or edited")
+        if not isinstance(digest, str):
+            raise CheckpointIntegrityError(f"{path}: entry {brief(name)} has no hex digest")
+    missing = [name for name in REQUIRED_FILES if name not in listed]
+    if missing:
+        raise CheckpointError(f"{path}: lists no {', '.join(missing)}; not a complete classifier checkpoint")
+    return manifest, listed
+
+
+def _is_plain_name(name) -> bool:
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and name != MANIFEST)
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return file_sha256(path)
+    except PermissionError:
+        read_checkpoint_file(path)  # raises the CheckpointError that names the permission problem
+        raise
+
+
 def load_classifier(folder: str | Path, inference: str | None = None) -> TaxonomyClassifier:
-    """The verified checkpoint; ``inference`` overrides the backend saved in its configuration."""
+    """The verified checkpoint; ``inference`` overrides the backend saved in its configuration.
+
+    Everything is read under the checkpoint's shared lock, the encoder included, so a save that swaps
+    the folder meanwhile waits, and what was checked is what is loaded.
+    """
     folder = Path(folder)
     if inference is not None:
         check_inference(inference)
     recover_folder(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"{folder}: no classifier checkpoint folder")
-    manifest = verify_checkpoint(folder)
-    values = json.loads((folder / "classifier.json").read_text())
-    label_map = LabelMap.from_json(json.loads((folder / "label_map.json").read_text()))
-    model = TaxonomyClassifier.from_state(load_file(str(folder / "heads.safetensors")), values, label_map, folder)
-    model.training_metrics = json.loads((folder / "training_metrics.json").read_text())
+    with checkpoint_lock(folder, shared=True):
+        if not folder.is_dir():
+            raise CheckpointError(f"{folder}: no classifier checkpoint folder")
+        manifest = verify_checkpoint(folder)
+        model = _read_model(folder, manifest, inference)
+    if model.config.inference == "onnx-int8" and model.onnx_int8 is None:
+        model.onnx_int8 = _add_onnx_int8(folder, model, manifest)
+    return model
+
+
+def _read_model(folder: Path, manifest: dict, inference: str | None) -> TaxonomyClassifier:
+    try:
+        values = json.loads(_checked_bytes(folder / "classifier.json", manifest))
+        label_map = LabelMap.from_json(json.loads(_checked_bytes(folder / "label_map.json", manifest)))
+        heads = load(_checked_bytes(folder / "heads.safetensors", manifest))
+        model = TaxonomyClassifier.from_state(heads, values, label_map, folder)
+        model.training_metrics = json.loads(_checked_bytes(folder / "training_metrics.json", manifest))
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:  # well-formed bytes, bad content
+        raise CheckpointError(f"{folder}: not a readable classifier checkpoint ({brief(exc)})") from None
     model.config.inference = inference or model.config.inference
-    if model.config.inference == "onnx-int8":
-        model.onnx_int8 = _read_onnx_int8(folder, model, manifest)
     if INT8_CALIBRATION in manifest["files"]:
         model.int8_calibration = load(_checked_bytes(folder / INT8_CALIBRATION, manifest))
     elif model.config.inference == "torch-int8":
         raise CheckpointError(f"{folder}: no {INT8_CALIBRATION}, which inference 'torch-int8' needs; training "
                               "records it (this checkpoint is older): train it again, or serve it with torch or "
                               "onnx-int8")
+    if model.config.inference == "onnx-int8" and ONNX_INT8 in manifest["files"]:
+        model.onnx_int8 = _checked_bytes(folder / ONNX_INT8, manifest)
+    model.encoder  # noqa: B018 - loaded now, under the lock, from the files just verified
     return model
 
 
 def _checked_bytes(path: Path, manifest: dict) -> bytes:
     """The file's bytes, checked against the manifest: the bytes used are the bytes checked."""
-    data = path.read_bytes()
+    data = read_checkpoint_file(path)
     if hashlib.sha256(data).hexdigest() != manifest["files"][path.name]:
         raise CheckpointIntegrityError(f"{path}: checksum mismatch; the checkpoint is corrupt or was edited")
     return data
 
 
-def _read_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> bytes:
-    """The checkpoint's int8 export, checked against the manifest; made and added once when it has none."""
-    if ONNX_INT8 not in manifest["files"]:
-        try:
-            add_onnx_int8(folder, model, manifest)
-        except OSError as exc:  # a read-only model store: serve the export from memory, made again next load
-            log.warning("%s: cannot add %s (%s); using it unsaved", folder, ONNX_INT8, exc)
-            return model.export_onnx_int8()
-        manifest = verify_checkpoint(folder)
-    return _checked_bytes(folder / ONNX_INT8, manifest)
+def _add_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> bytes:
+    """The int8 export of a checkpoint that has none: made once, added to the folder, read back checked."""
+    try:
+        add_onnx_int8(folder, model, manifest)
+    except OSError as exc:  # a read-only model store: serve the export from memory, made again next load
+        log.warning("%s: cannot add %s (%s); using it unsaved", folder, ONNX_INT8, exc)
+        return model.export_onnx_int8()
+    with checkpoint_lock(folder, shared=True):
+        return _checked_bytes(folder / ONNX_INT8, _read_manifest(folder / MANIFEST)[0])

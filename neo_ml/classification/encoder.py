@@ -98,6 +98,18 @@ class PooledEncoder(torch.nn.Module):
         return mean_pool(hidden, attention_mask)
 
 
+# A word-piece token is read from at most 100 characters (a longer word is one [UNK]), so the first
+# ``max_length * CHARS_PER_TOKEN`` characters hold every token the encoder keeps, save after long runs of
+# blanks; the tokenizer never reads past them, however long the text.
+CHARS_PER_TOKEN = 128
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int, tensors: str = "pt"):
+    """A padded, truncated batch of ``texts``, each clipped to what its first ``max_length`` tokens need."""
+    clipped = [text[:max_length * CHARS_PER_TOKEN] for text in texts]
+    return tokenizer(clipped, truncation=True, max_length=max_length, padding=True, return_tensors=tensors)
+
+
 def embed(texts: list[str], tokenizer, model, max_length: int = 256, batch_size: int = 32,
           progress: bool = False) -> np.ndarray:
     """Mean-pooled last-layer embeddings, one row per text, batched by length (far less padding)."""
@@ -120,7 +132,6 @@ def embed_batches(texts: list[str], tokenizer, pooled, width: int, max_length: i
     out = np.zeros((len(texts), width), dtype=np.float32)
     batches = length_batches([len(t) for t in texts], np.arange(len(texts)), batch_size)
     for rows in tqdm(batches, desc="encoding", disable=not progress, leave=False):
-        batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length,
-                          padding=True, return_tensors=tensors)
+        batch = tokenize(tokenizer, [texts[i] for i in rows], max_length, tensors)
         out[rows] = pooled(batch)
     return out

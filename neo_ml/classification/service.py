@@ -26,14 +26,35 @@ from neo_ml.checkpoints import recover_folder
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier, check_inference
+from neo_ml.data.documents import unicode_problem
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
-from neo_ml.errors import CheckpointError, InvalidRequestError
+from neo_ml.errors import CheckpointError, InvalidRequestError, brief
 from neo_ml.ncf.service import check_top_k
 from neo_ml.serving import RateLimiter, admit, log_prediction
 
 log = logging.getLogger(__name__)
 _DEFAULTS = ClassifierConfig()
+
+
+def _is_plain_name(name) -> bool:
+    return isinstance(name, str) and bool(name) and Path(name).name == name and name not in (".", "..") \
+        and not unicode_problem(name)
+
+
+def _labeled_samples(labeled_data) -> list[LabeledText]:
+    """(text, labels) pairs checked like a file's samples; a bad one is named by its position."""
+    if isinstance(labeled_data, str | bytes | dict) or not hasattr(labeled_data, "__iter__"):
+        raise InvalidRequestError(f"labeled_data must be a list of (text, labels) pairs, "
+                                  f"got {type(labeled_data).__name__}")
+    samples = []
+    for n, pair in enumerate(labeled_data):
+        if isinstance(pair, str | bytes) or not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise InvalidRequestError(f"labeled_data, record {n}: expected a (text, labels) pair, got {brief(pair)}")
+        samples.append(parse_sample({"text": pair[0], "taxonomy_codes": pair[1]}, "labeled_data", n))
+    if not samples:
+        raise InvalidRequestError("labeled_data is empty")
+    return samples
 
 
 class ClassifierNotFoundError(CheckpointError, FileNotFoundError):
@@ -70,6 +91,13 @@ class MLClassificationService:
                  inference: str | None = None):
         """``inference``: the encoder backend for predictions; None keeps the one saved in the checkpoint."""
         self.db = db  # kept for the backend's signature; the classifier reads no tables
+        if model_path is None and not _is_plain_name(model_version):
+            raise InvalidRequestError(f"model_version must be a folder name such as 'benchmark_v1', "
+                                      f"got {brief(model_version)}; give model_path for a folder elsewhere")
+        if model_path is not None and not isinstance(model_path, str | Path):
+            raise InvalidRequestError(f"model_path must be a path, got {type(model_path).__name__}")
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise InvalidRequestError(f"rate_limiter must be a RateLimiter, got {type(rate_limiter).__name__}")
         self.model_name, self.model_version = model_name, model_version
         self.checkpoint_dir = Path(model_path) if model_path else paths.classification_models_dir() / model_version
         self.model: TaxonomyClassifier | None = None
@@ -106,10 +134,7 @@ class MLClassificationService:
         split (see ``classification.model``). A failed run leaves the previous
         checkpoint in place.
         """
-        if not labeled_data:
-            raise InvalidRequestError("labeled_data is empty")
-        samples = [parse_sample({"text": text, "taxonomy_codes": labels}, "labeled_data", n)
-                   for n, (text, labels) in enumerate(labeled_data)]
+        samples = _labeled_samples(labeled_data)
         config = ClassifierConfig(encoder=self.model_name, max_length=max_length, batch_size=batch_size,
                                   epochs=epochs, learning_rate=learning_rate, tuned_layers=tuned_layers,
                                   folds=folds, validation_fraction=validation_fraction, seed=seed,
@@ -133,8 +158,10 @@ class MLClassificationService:
             raise InvalidRequestError(f"texts must be a list of strings, got {type(texts).__name__}")
         for n, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
-                shown = scrub(text)[:40] if isinstance(text, str) else type(text).__name__
-                raise InvalidRequestError(f"text {n}: expected a non-empty string, got {shown!r}")
+                shown = brief(scrub(text[:200])) if isinstance(text, str) else type(text).__name__
+                raise InvalidRequestError(f"text {n}: expected a non-empty string, got {shown}")
+            if unicode_problem(text):
+                raise InvalidRequestError(f"text {n}: {unicode_problem(text)}")
         started = admit(self.rate_limiter, caller)
         if not texts:
             return []

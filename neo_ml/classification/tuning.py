@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neo_ml.classification.encoder import length_batches, mean_pool
+from neo_ml.classification.encoder import length_batches, mean_pool, tokenize
 from neo_ml.errors import NeoMLError, TrainingDivergedError
 
 
@@ -82,8 +82,7 @@ class LowerLayerCache:
         self.lengths = np.zeros(len(texts), dtype=int)
         batches = length_batches(np.array([len(t) for t in texts]), np.arange(len(texts)), batch_size)
         for rows in tqdm(batches, desc=f"caching layers 1-{split_layer}", disable=not progress, leave=False):
-            batch = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_length, padding=True,
-                              return_tensors="pt").to(self.device)
+            batch = tokenize(tokenizer, [texts[i] for i in rows], max_length).to(self.device)
             hidden = model.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
             hidden = _run_layers(model, lower, hidden, batch["attention_mask"])
             for n, i in enumerate(rows):

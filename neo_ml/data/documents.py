@@ -9,14 +9,27 @@ from typing import Any
 from neo_ml.errors import DataFormatError
 
 
+def unicode_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored or tokenized (a lone surrogate such as ``"\\ud800"``, legal in JSON), or
+    None. Databases, tokenizers and UTF-8 files all refuse such strings, so they are refused at the door."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode: lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}"
+    return None
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataFormatError("file not found", source=str(path))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"not valid JSON ({exc})", source=str(path)) from exc
+    except (ValueError, RecursionError) as exc:  # bad syntax or bytes, a 5,000-digit integer, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise DataFormatError(f"not valid JSON ({reason})", source=str(path)) from None
 
 
 def records_and_metadata(document: Any, key: str, source: str) -> tuple[list, dict]:

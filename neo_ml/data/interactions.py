@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neo_ml.data.documents import read_json, records_and_metadata
+from neo_ml.data.documents import read_json, records_and_metadata, unicode_problem
 from neo_ml.data.splits import build_id_maps
-from neo_ml.errors import DataFormatError
+from neo_ml.errors import DataFormatError, brief
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ ITEM_KEYS = ("item_id", "resource_id")
 RATING_KEYS = ("implicit_rating", "strength", "interaction_strength")
 TIME_KEYS = ("timestamp", "interaction_timestamp")
 EARLIEST, LATEST = int(pd.Timestamp.min.timestamp()) + 1, int(pd.Timestamp.max.timestamp())  # what pandas holds
+# The backend's column widths (``data.db``): a longer value could not be stored, so no format accepts one.
+MAX_ID_LENGTH, MAX_TYPE_LENGTH = 64, 50
+MAX_TIME_LENGTH = 64  # the longest ISO-8601 time is about 35 characters; nothing longer is parsed at all
 
 
 @dataclass
@@ -58,27 +61,48 @@ class InteractionDataset:
     source: str = "<memory>"
 
 
+def checked_string(value: str, limit: int, source: str, record: int | str, name: str) -> str:
+    """``value`` if it fits the database column and is valid Unicode; DataFormatError otherwise."""
+    if len(value) > limit:
+        raise DataFormatError(f"at most {limit} characters (the database column's width), got {brief(value)}",
+                              source=source, record=record, field=name)
+    problem = unicode_problem(value)
+    if problem:
+        raise DataFormatError(f"{problem}, got {brief(value)}", source=source, record=record, field=name)
+    return value
+
+
 def _id(value: Any, source: str, record: int | str, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
-        raise DataFormatError(f"expected a non-empty string or integer id, got {value!r}",
+        raise DataFormatError(f"expected a non-empty string or integer id, got {brief(value)}",
                               source=source, record=record, field=name)
-    return str(value)
+    return checked_string(str(value), MAX_ID_LENGTH, source, record, name)
+
+
+def _parse_time(text: str) -> int | None:
+    """Epoch seconds of an ISO-8601 time (UTC when it names no offset), or None.
+
+    Strict on purpose: ``fromisoformat`` reads the ISO forms (and what SQLite and PostgreSQL return) in
+    linear time and refuses words such as "now", which pandas would turn into the time of the import.
+    """
+    if len(text) > MAX_TIME_LENGTH:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp())
 
 
 def _timestamp(value: Any, source: str, record: int | str, field: str = "timestamp") -> int:
-    if isinstance(value, bool):
-        value = None
+    seconds = None if isinstance(value, bool) else value
     if isinstance(value, dt.datetime):  # from a database; the backend writes UTC
-        return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp())
-    if isinstance(value, int | float) and math.isfinite(value) and EARLIEST <= value <= LATEST:
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(pd.Timestamp(value).tz_localize("UTC").timestamp()
-                       if pd.Timestamp(value).tzinfo is None else pd.Timestamp(value).timestamp())
-        except (ValueError, TypeError):
-            pass
-    raise DataFormatError(f"expected epoch seconds or an ISO-8601 time between 1677 and 2262, got {value!r}",
+        seconds = int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp())
+    elif isinstance(value, str):
+        seconds = _parse_time(value) if value.isascii() else None
+    if isinstance(seconds, int | float) and math.isfinite(seconds) and EARLIEST <= seconds <= LATEST:
+        return int(seconds)
+    raise DataFormatError(f"expected epoch seconds or an ISO-8601 time between 1677 and 2262, got {brief(value)}",
                           source=source, record=record, field=field)
 
 
@@ -99,13 +123,14 @@ def parse_interaction(row: Any, source: str, record: int | str) -> dict:
     rating_key = _first_key(row, RATING_KEYS)
     rating = row.get(rating_key, 1.0) if rating_key else 1.0
     if isinstance(rating, bool) or not isinstance(rating, int | float) or not math.isfinite(rating):
-        raise DataFormatError(f"expected a number, got {rating!r}", source=source, record=record,
+        raise DataFormatError(f"expected a number, got {brief(rating)}", source=source, record=record,
                               field=rating_key)
     time_key = _first_key(row, TIME_KEYS)
     kind = row.get("interaction_type", "view")
     if not isinstance(kind, str):
-        raise DataFormatError(f"expected a string, got {kind!r}", source=source, record=record,
+        raise DataFormatError(f"expected a string, got {brief(kind)}", source=source, record=record,
                               field="interaction_type")
+    checked_string(kind, MAX_TYPE_LENGTH, source, record, "interaction_type")
     return {
         "user_id": _id(row["user_id"], source, record, "user_id"),
         "item_id": _id(row[item_key], source, record, item_key),

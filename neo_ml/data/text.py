@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neo_ml.data.documents import read_json, records_and_metadata
-from neo_ml.errors import DataFormatError
+from neo_ml.data.documents import read_json, records_and_metadata, unicode_problem
+from neo_ml.errors import DataFormatError, brief
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def parse_sample(row: Any, source: str, record: int) -> LabeledText:
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataFormatError("expected non-empty text", source=source, record=record, field="text")
+    if unicode_problem(text):
+        raise DataFormatError(unicode_problem(text), source=source, record=record, field="text")
     key = next((k for k in LABEL_KEYS if k in row), None)
     if key is None:
         raise DataFormatError("missing (also looked for 'taxonomy_node_ids', 'true_labels')",
@@ -55,9 +57,9 @@ def parse_sample(row: Any, source: str, record: int) -> LabeledText:
     if not isinstance(labels, list) or not labels:
         raise DataFormatError("expected a non-empty list of labels", source=source, record=record, field=key)
     for label in labels:
-        if not isinstance(label, str) or not label.strip():
-            raise DataFormatError(f"expected label strings, got {label!r}", source=source, record=record,
-                                  field=key)
+        if not isinstance(label, str) or not label.strip() or unicode_problem(label):
+            reason = unicode_problem(label) if isinstance(label, str) and label.strip() else "expected label strings"
+            raise DataFormatError(f"{reason}, got {brief(label)}", source=source, record=record, field=key)
     return text, list(dict.fromkeys(labels))
 
 

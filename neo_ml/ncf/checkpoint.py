@@ -9,12 +9,13 @@ file is unpickled.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neo_ml.checkpoints import package_versions, verify_file, write_verified
+from neo_ml.checkpoints import package_versions, read_verified, write_verified
 from neo_ml.data.splits import IdMap
 from neo_ml.errors import CheckpointError, NCFModelNotFoundError
 from neo_ml.ncf.model import build_model
@@ -66,9 +67,9 @@ def load_ncf_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise NCFModelNotFoundError(path)
-    verify_file(path)
+    data = read_verified(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise CheckpointError(f"{path}: not a readable NCF checkpoint ({exc})") from exc
     if not isinstance(checkpoint, dict):

@@ -45,8 +45,9 @@ from sqlalchemy.orm import Session
 
 from neo_ml import paths
 from neo_ml.data import db as database
+from neo_ml.data.documents import unicode_problem
 from neo_ml.distributed import choose_device
-from neo_ml.errors import ColdStartError, InvalidRequestError
+from neo_ml.errors import ColdStartError, InvalidRequestError, brief
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 from neo_ml.ncf.retrieval import build_index
 from neo_ml.serving import RateLimiter, admit, log_prediction
@@ -54,20 +55,37 @@ from neo_ml.serving import RateLimiter, admit, log_prediction
 log = logging.getLogger(__name__)
 
 
+def check_count(value, name: str, least: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``least``; InvalidRequestError otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(least, f"an integer >= {least}")
+        raise InvalidRequestError(f"{name} must be {wanted}, got {brief(value)}")
+    return value
+
+
 def check_top_k(top_k) -> None:
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
-        raise InvalidRequestError(f"top_k must be a positive integer, got {top_k!r}")
+    check_count(top_k, "top_k")
+
+
+def _check_id(value, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidRequestError(f"{name} must be a string or an integer, got {type(value).__name__}")
+    value = str(value)
+    problem = unicode_problem(value)
+    if problem:  # no database or checkpoint can hold such an id
+        raise InvalidRequestError(f"{name} {brief(value)}: {problem}")
+    return value
 
 
 def _check_user(user_id) -> str:
-    if isinstance(user_id, bool) or not isinstance(user_id, str | int):
-        raise InvalidRequestError(f"user_id must be a string or an integer, got {type(user_id).__name__}")
-    return str(user_id)
+    return _check_id(user_id, "user_id")
 
 
-def _check_items(item_ids) -> None:
-    if isinstance(item_ids, str | bytes) or not hasattr(item_ids, "__iter__"):
-        raise InvalidRequestError(f"item_ids must be a list of item ids, got {type(item_ids).__name__}")
+def _check_items(item_ids, name: str = "item_ids") -> list:
+    """The ids as a list, read once: a generator or any other iterable is accepted."""
+    if isinstance(item_ids, str | bytes | dict) or not hasattr(item_ids, "__iter__"):
+        raise InvalidRequestError(f"{name} must be a list of ids, got {type(item_ids).__name__}")
+    return list(item_ids)
 
 
 def _hide_repeats(candidates: torch.Tensor, logits: torch.Tensor) -> None:
@@ -92,13 +110,16 @@ class NCFService:
                  cold_start_threshold: int = 1, rate_limiter: RateLimiter | None = None,
                  retrieval: str = "auto", candidates: int = 200, nprobe: int = 128, device: str | None = None):
         if retrieval not in RETRIEVAL_CHOICES:
-            raise InvalidRequestError(f"retrieval must be one of {RETRIEVAL_CHOICES}, got {retrieval!r}")
-        if not isinstance(candidates, int) or candidates <= 0:
-            raise InvalidRequestError(f"candidates must be a positive integer, got {candidates!r}")
+            raise InvalidRequestError(f"retrieval must be one of {RETRIEVAL_CHOICES}, got {brief(retrieval)}")
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise InvalidRequestError(f"rate_limiter must be a RateLimiter, got {type(rate_limiter).__name__}")
+        if model_path is not None and not isinstance(model_path, str | Path):
+            raise InvalidRequestError(f"model_path must be a path, got {type(model_path).__name__}")
         self.model_path = Path(model_path) if model_path else paths.default_ncf_checkpoint()
-        self.cold_start_threshold = cold_start_threshold
+        self.cold_start_threshold = check_count(cold_start_threshold, "cold_start_threshold", least=0)
         self.rate_limiter = rate_limiter
-        self.retrieval, self.candidates, self.nprobe = retrieval, candidates, nprobe
+        self.candidates = check_count(candidates, "candidates")
+        self.retrieval, self.nprobe = retrieval, check_count(nprobe, "nprobe")
         self.device = choose_device(device)
         if isinstance(db, Session):
             db = db.get_bind()
@@ -140,20 +161,21 @@ class NCFService:
         return build_index(kind, items, nprobe=self.nprobe) if kind == "ivf" else build_index(kind, items)
 
     # -- per-user context ----------------------------------------------------------------
-    def _user_items(self, user_id: str) -> list[int]:
-        """The user's known item indices, oldest first (database first, else training data)."""
+    def _user_items(self, user_id: str) -> tuple[list[int], set[str] | None]:
+        """The user's item indices the model knows, oldest first, and (from a database) the ids of every
+        item they have seen, known to the model or not (None without a database: the model knows them all)."""
         if self.store is not None:
-            index = self.item_id_map
-            return [index[i] for i in self.store.items_of(user_id) if i in index]
+            index, seen = self.item_id_map, self.store.items_of(user_id)
+            return [index[i] for i in seen if i in index], set(seen)
         user = self.user_id_map.get(user_id)
         if user is None:
-            return []
-        return self._items_flat[self._indptr[user]:self._indptr[user + 1]].tolist()
+            return [], None
+        return self._items_flat[self._indptr[user]:self._indptr[user + 1]].tolist(), None
 
     def _latest_items(self, user_id: str) -> list[int]:
         """Enough of the user's latest items to fill the history, oldest first."""
         if self.store is None:
-            return self._user_items(user_id)
+            return self._user_items(user_id)[0]
         index = self.item_id_map
         # Twice the length leaves room for repeats and items the model does not know.
         latest = self.store.latest_items_of(user_id, 2 * self.model.history_length)
@@ -170,7 +192,7 @@ class NCFService:
     def _user_index(self, user_id: str) -> int:
         user = self.user_id_map.get(str(user_id))
         if user is None:
-            raise ColdStartError(f"unknown user {user_id!r}: the model has no embedding for it; "
+            raise ColdStartError(f"unknown user {brief(user_id)}: the model has no embedding for it; "
                                  "recommend() falls back to popular items")
         return user
 
@@ -185,13 +207,12 @@ class NCFService:
     # -- public API ----------------------------------------------------------------------
     def predict(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
         """Probability of interaction for each item. Unknown user or item: ColdStartError."""
+        user_id, item_ids = _check_user(user_id), _check_items(item_ids)
         started = admit(self.rate_limiter, caller)
         self._load_model()
-        user_id = _check_user(user_id)
-        _check_items(item_ids)
         unknown = [i for i in item_ids if str(i) not in self.item_id_map]
         if unknown:
-            raise ColdStartError(f"{len(unknown)} unknown item(s), e.g. {unknown[0]!r}: "
+            raise ColdStartError(f"{len(unknown)} unknown item(s), e.g. {brief(unknown[0])}: "
                                  "not in the model's training data")
         scores = self._score_known(user_id, item_ids)
         log_prediction("predict", started, len(scores))
@@ -199,15 +220,14 @@ class NCFService:
 
     def predict_batch(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
         """Scores for every known item in one forward pass; unknown items are left out."""
+        user_id, item_ids = _check_user(user_id), _check_items(item_ids)
         started = admit(self.rate_limiter, caller)
         self._load_model()
         scores = self._score_known(user_id, item_ids)
         log_prediction("predict_batch", started, len(scores))
         return scores
 
-    def _score_known(self, user_id: str, item_ids: list[str]) -> dict[str, float]:
-        user_id = _check_user(user_id)
-        _check_items(item_ids)
+    def _score_known(self, user_id: str, item_ids: list) -> dict[str, float]:
         user = self._user_index(user_id)
         known = [str(i) for i in item_ids if str(i) in self.item_id_map]
         if not known:
@@ -224,10 +244,10 @@ class NCFService:
         user_id = _check_user(user_id)
         started = admit(self.rate_limiter, caller)
         self._load_model()
-        seen = self._user_items(user_id)
+        seen, seen_ids = self._user_items(user_id)
         user = self.user_id_map.get(user_id)
         if user is None or len(set(seen)) < self.cold_start_threshold:
-            ranked = self._handle_cold_start(user_id, top_k, seen if exclude_seen else [])
+            ranked = self._handle_cold_start(user_id, top_k, self._excluded(seen, seen_ids) if exclude_seen else set())
             log_prediction("recommend", started, top_k, cold_start=True)
             return ranked
         ranked = self._recommend_known([user], [seen], top_k, exclude_seen)[0]
@@ -238,17 +258,18 @@ class NCFService:
                         caller: str | None = None, chunk: int = 64) -> list[list[tuple[str, float]]]:
         """``recommend`` for each user, in order; known users are scored ``chunk`` at a time."""
         check_top_k(top_k)
-        _check_items(user_ids)
-        user_ids = [_check_user(u) for u in user_ids]
+        check_count(chunk, "chunk")
+        user_ids = [_check_user(u) for u in _check_items(user_ids, "user_ids")]
         started = admit(self.rate_limiter, caller)
         self._load_model()
         results: list = [None] * len(user_ids)
         known: list[tuple[int, int, list[int]]] = []  # (position, user index, seen items)
         for position, user_id in enumerate(user_ids):
-            seen = self._user_items(user_id)
+            seen, seen_ids = self._user_items(user_id)
             user = self.user_id_map.get(user_id)
             if user is None or len(set(seen)) < self.cold_start_threshold:
-                results[position] = self._handle_cold_start(user_id, top_k, seen if exclude_seen else [])
+                excluded = self._excluded(seen, seen_ids) if exclude_seen else set()
+                results[position] = self._handle_cold_start(user_id, top_k, excluded)
             else:
                 known.append((position, user, seen))
         for start in range(0, len(known), chunk):
@@ -305,14 +326,29 @@ class NCFService:
         logits[candidates < 0] = -torch.inf
         return candidates, logits
 
-    def _handle_cold_start(self, user_id: str, top_k: int, exclude=()) -> list[tuple[str, float]]:
-        """Most popular items (database counts when a database is given), scored count / max count."""
-        excluded = {self.item_ids[i] for i in exclude}
+    def _excluded(self, seen: list[int], seen_ids: set[str] | None) -> set[str]:
+        return seen_ids if seen_ids is not None else set(self.item_ids[seen].tolist())
+
+    def _handle_cold_start(self, user_id: str, top_k: int, excluded: set[str]) -> list[tuple[str, float]]:
+        """Most popular items the model knows (database counts when a database is given), without
+        ``excluded``, scored count / top count. An item the model does not know is never returned."""
+        wanted = min(top_k, len(self.item_ids))  # also keeps a huge top_k out of SQL's 64-bit LIMIT
         if self.store is not None:
-            ranked = self.store.popular(top_k + len(excluded))
+            ranked = self._popular_in_database(wanted, excluded)
         else:
             order = np.lexsort((np.arange(len(self._popularity)), -self._popularity))
-            ranked = [(self.item_ids[i], int(self._popularity[i])) for i in order[:top_k + len(excluded)]]
-        ranked = [(item, count) for item, count in ranked if item not in excluded][:top_k]
+            ranked = [(self.item_ids[i], int(self._popularity[i])) for i in order[:wanted + len(excluded)]]
+            ranked = [(item, count) for item, count in ranked if item not in excluded][:wanted]
         top = max((count for _, count in ranked), default=1) or 1
         return [(item, count / top) for item, count in ranked]
+
+    def _popular_in_database(self, wanted: int, excluded: set[str]) -> list[tuple[str, int]]:
+        """The database's most popular items, kept when the model knows them and they are not excluded;
+        asks for more rows until ``wanted`` are found or the database has no more."""
+        limit = wanted + len(excluded)
+        while True:
+            rows = self.store.popular(limit)
+            ranked = [(item, count) for item, count in rows if item in self.item_id_map and item not in excluded]
+            if len(ranked) >= wanted or len(rows) < limit:
+                return ranked[:wanted]
+            limit *= 4

@@ -23,6 +23,7 @@ stops training at once (``TrainingDivergedError``).
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from neo_ml.checkpoints import checksum_path, verify_file, write_verified
+from neo_ml.checkpoints import checksum_path, read_verified, write_verified
 from neo_ml.data.splits import LeaveOneOutSplit, NegativeSampler, epoch_batches
 from neo_ml.distributed import Ranks, choose_device
 from neo_ml.errors import CheckpointError, NeoMLError, TrainingDivergedError
@@ -156,8 +157,7 @@ def load_training_state(path: Path, config: NCFConfig, fingerprint: str) -> dict
     """The state of an interrupted run, if it was trained with the same configuration and data."""
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: no training state to resume from")
-    verify_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(read_verified(path)), map_location="cpu", weights_only=True)
     before = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
     now = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))

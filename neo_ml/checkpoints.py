@@ -179,8 +179,10 @@ def swap_in_folder(staging: Path, folder: str | Path) -> Path:
     ``recover_folder`` (called by every load and save) puts back.
     """
     folder = Path(folder)
+    mode = 0o666 & ~_umask()
     for file in staging.iterdir():
         if file.is_file():
+            file.chmod(mode)  # some writers (safetensors) make 0600 files whatever the umask
             _fsync(file)
     retired = _retired(folder)
     with checkpoint_lock(folder):

@@ -35,7 +35,7 @@ from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k
 from neo_ml.data.interactions import HeldOutCase, interactions_checksum, read_interactions_json
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
 from neo_ml.distributed import Ranks, choose_device
-from neo_ml.errors import NeoMLError
+from neo_ml.errors import NeoMLError, brief
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_ncf_checkpoint
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
 from neo_ml.ncf.train import NCFConfig, TrainResult, remove_training_state, train_ncf_model
@@ -49,6 +49,11 @@ class TrainingData:
     hold_out_test: bool
     held_out_test: list[HeldOutCase] = field(default_factory=list)
 
+    @property
+    def name(self) -> str:
+        """The source as checkpoints and output show it: a database URL without its password."""
+        return database.redact_url(self.source) if database.is_database_url(self.source) else self.source
+
 
 def load_training_data(spec: str) -> TrainingData:
     """``ml-100k``, a JSON file, or a database URL -> interactions with their provenance."""
@@ -61,7 +66,7 @@ def load_training_data(spec: str) -> TrainingData:
     if database.is_database_url(spec):
         frame = database.read_interactions(database.connect(spec, create=False))
         return TrainingData(frame, spec, interactions_checksum(frame), hold_out_test=False)
-    raise NeoMLError(f"--data {spec!r}: expected 'ml-100k', a .json file or a database URL")
+    raise NeoMLError(f"--data {brief(spec)}: expected 'ml-100k', a .json file or a database URL")
 
 
 SELECT_METRICS = ("ndcg@10", "hr@10", "ndcg@10_full", "hr@10_full")
@@ -94,7 +99,7 @@ def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed
         history = split.history_for("test", result.model.history_length) if config.history_length else None
         metrics |= evaluate_held_out(result.model, data.held_out_test, split.users, split.items, history)
     save_ncf_checkpoint(output, result.model.cpu(), config.to_dict(), split.users, split.items, split.all_pairs(),
-                        metrics, result.history, data.checksum, data.source)
+                        metrics, result.history, data.checksum, data.name)
     remove_training_state(state)
     return metrics, result, split
 
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                                          progress=not args.no_progress, resume=args.resume, ranks=ranks)
         finally:
             ranks.close()
-        return {"output": str(args.output), "data": data.source, **metrics} if ranks.is_main else None
+        return {"output": str(args.output), "data": data.name, **metrics} if ranks.is_main else None
 
     return run_command(body, args.debug)
 

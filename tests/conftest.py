@@ -87,3 +87,29 @@ def db_service(tmp_path_factory, trained_checkpoint, synthetic_json):
     engine = database.connect(tmp_path_factory.mktemp("db") / "neo.db")
     database.import_interactions(engine, read_interactions_json(synthetic_json).interactions)
     return NCFService(db=engine, model_path=trained_checkpoint)
+
+
+@pytest.fixture
+def ncf_parts(trained_checkpoint):
+    """(model, config, users, items, known pairs) of the trained checkpoint, as ``save_ncf_checkpoint`` takes them."""
+    import numpy as np
+
+    from neo_ml.data.splits import IdMap
+    from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
+
+    checkpoint = load_ncf_checkpoint(trained_checkpoint)
+    users = IdMap(tuple(sorted(checkpoint["user_id_map"], key=checkpoint["user_id_map"].get)))
+    items = IdMap(tuple(sorted(checkpoint["item_id_map"], key=checkpoint["item_id_map"].get)))
+    counts = np.diff(checkpoint["user_items_indptr"].numpy())
+    pairs = np.stack([np.repeat(np.arange(len(users)), counts), checkpoint["user_items"].numpy()], axis=1)
+    return model_from_checkpoint(checkpoint), checkpoint["config"], users, items, pairs
+
+
+@pytest.fixture
+def classifier_copy(trained_service, tmp_path):
+    """A copy of the trained classifier's checkpoint folder, free to tamper with."""
+    import shutil
+
+    copy = tmp_path / "classifier"
+    shutil.copytree(trained_service[0].checkpoint_dir, copy)
+    return copy

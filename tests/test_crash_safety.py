@@ -12,13 +12,11 @@ import signal
 import time
 
 import numpy as np
-import pytest
 import torch
 
 from neo_ml.checkpoints import write_json
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
-from neo_ml.data.splits import IdMap
-from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_ncf_checkpoint
+from neo_ml.ncf.checkpoint import load_ncf_checkpoint, save_ncf_checkpoint
 
 KILLS = 20
 FORK = multiprocessing.get_context("fork")
@@ -55,16 +53,6 @@ def _kill_during_saves(save, load, seconds_per_save: float) -> dict:
         versions.add(load())  # raises if the checkpoint is not whole
     print(f"{landed} SIGKILLs inside a save out of {tries}; 0 unloadable; versions seen {sorted(versions)}")
     return {"landed": landed, "tries": tries, "versions": versions}
-
-
-@pytest.fixture
-def ncf_parts(trained_checkpoint):
-    checkpoint = load_ncf_checkpoint(trained_checkpoint)
-    users = IdMap(tuple(sorted(checkpoint["user_id_map"], key=checkpoint["user_id_map"].get)))
-    items = IdMap(tuple(sorted(checkpoint["item_id_map"], key=checkpoint["item_id_map"].get)))
-    counts = np.diff(checkpoint["user_items_indptr"].numpy())
-    pairs = np.stack([np.repeat(np.arange(len(users)), counts), checkpoint["user_items"].numpy()], axis=1)
-    return model_from_checkpoint(checkpoint), checkpoint["config"], users, items, pairs
 
 
 def test_ncf_checkpoints_survive_sigkill_during_saves(ncf_parts, tmp_path):

@@ -85,13 +85,6 @@ def test_a_checkpoint_that_would_run_code_is_refused_even_when_sealed(tmp_path, 
     assert "this ran" not in capsys.readouterr().out
 
 
-@pytest.fixture
-def classifier_copy(trained_service, tmp_path):
-    copy = tmp_path / "classifier"
-    shutil.copytree(trained_service[0].checkpoint_dir, copy)
-    return copy
-
-
 def test_every_file_of_a_classifier_checkpoint_is_guarded(classifier_copy, tmp_path):
     rng = np.random.default_rng(1)
     files = sorted(p.name for p in classifier_copy.iterdir() if p.name != "manifest.json")

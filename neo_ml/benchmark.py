@@ -5,6 +5,7 @@
     python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs its int8 backends on a 20NG checkpoint
     python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (scale.py)
     python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (scale.py)
+    python -m neo_ml.benchmark worst-case [--sizes 262144 524288 1048576] [--json OUT]   (data/worst_case.py)
 
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
@@ -226,8 +227,14 @@ def finish_report(report: dict, started: float, output: Path | None, format_repo
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worst-case"]:  # its own flags (sizes in characters), in neo_ml.data.worst_case
+        from neo_ml.data.worst_case import main as run_worst_case
+
+        return run_worst_case(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m neo_ml.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("suite", choices=["ncf", "classifier", "classifier-inference", "scale", "catalogue"])
+    parser.add_argument("suite", choices=["ncf", "classifier", "classifier-inference", "scale", "catalogue",
+                                          "worst-case"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="ncf: training seeds")
     parser.add_argument("--corpora", nargs="+", default=None, help="classifier: corpora to run (default all)")
     parser.add_argument("--quick", action="store_true",

@@ -27,7 +27,7 @@ from pathlib import Path
 from neo_ml import paths
 from neo_ml.checkpoints import package_versions, write_json
 from neo_ml.cli import run_command
-from neo_ml.errors import NeoMLError
+from neo_ml.errors import NeoMLError, brief
 
 STAGES = {"prepare": "01_prepare_data.ipynb", "ncf": "02_train_ncf.ipynb",
           "classification": "03_train_classification.ipynb", "benchmark": "04_benchmark.ipynb"}
@@ -56,18 +56,21 @@ def load_config(path: str | Path) -> dict[str, dict[str, object]]:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: config file not found")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where present: the same YAML, faster
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML: {exc}") from exc
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # also a 5,000-digit number, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else " ".join(str(exc).split())[:300]
+        raise PipelineError(f"{path}: not valid YAML: {reason}") from None
     if not isinstance(document, dict):
         raise PipelineError(f"{path}: expected a mapping of stage sections, got {type(document).__name__}")
     unknown = set(document) - {"seed", *STAGES}
     if unknown:
-        raise PipelineError(f"{path}: unknown section(s) {sorted(unknown)}; expected seed and {list(STAGES)}")
+        raise PipelineError(f"{path}: unknown section(s) {brief(sorted(map(str, unknown)))}; "
+                            f"expected seed and {list(STAGES)}")
     seed = document.get("seed", 42)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PipelineError(f"{path}: seed must be an integer, got {seed!r}")
+        raise PipelineError(f"{path}: seed must be an integer, got {brief(seed)}")
     config = {}
     for stage, notebook in STAGES.items():
         section = document.get(stage) or {}
@@ -77,7 +80,7 @@ def load_config(path: str | Path) -> dict[str, dict[str, object]]:
         values = {str(key).upper(): value for key, value in section.items()}
         wrong = sorted(key.lower() for key in set(values) - known)
         if wrong:
-            raise PipelineError(f"{path}: section {stage!r}: unknown key(s) {wrong}; "
+            raise PipelineError(f"{path}: section {stage!r}: unknown key(s) {brief(wrong)}; "
                                 f"{notebook} takes {sorted(k.lower() for k in known)}")
         config[stage] = values | {"SEED": seed}
     return config

@@ -1,6 +1,9 @@
 """Generated bad input, thrown at every entry point: a clean error that names what was wrong, or a result.
 
-Hypothesis generates the inputs (``EXAMPLES`` per test, about 1,500 in all).
+Hypothesis generates the inputs (``EXAMPLES`` per test, 1,650 in all): broken records, any JSON and
+any bytes, malformed database rows, any arguments to every service call and constructor (lone surrogates,
+huge strings, generators and iterators included), any pipeline config; ``test_hardening.py`` and
+``test_database_hardening.py`` add the defect classes of the second round (URLs, manifests, concurrency).
 An entry point may return a defined result or raise the package's own error
 (``NeoMLError``); anything else, an unhandled exception, fails the test.
 """
@@ -25,8 +28,15 @@ EXAMPLES = 150
 FOLDER = Path(tempfile.mkdtemp(prefix="neo-bad-input-"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+# Text a careless or hostile caller sends: lone surrogates (legal JSON), control characters, long runs.
+hostile_text = (st.text(max_size=20) | st.tuples(st.text(max_size=6), st.integers(0xD800, 0xDFFF).map(chr),
+                                                  st.text(max_size=6)).map("".join)
+                | st.tuples(st.text(min_size=1, max_size=3), st.integers(1, 20_000)).map(lambda t: t[0] * t[1]))
+# Text no parser should choke on: numbers Python refuses to convert, nesting beyond any stack, long runs.
+choking = st.sampled_from(["seed: 1{}", "[{}", "{{a: {}", "'{}", "seed: 2024-01-15T{}"]).flatmap(
+    lambda form: st.sampled_from(["1", "[", "{a: ", " "]).map(lambda piece: form.format(piece * 6000)))
 anything = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | hostile_text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12)
 
@@ -101,7 +111,7 @@ def test_any_json_document_is_loaded_or_refused_with_the_file_named(document):
 
 
 @SETTINGS
-@given(content=st.binary(max_size=300) | st.text(max_size=300))
+@given(content=st.binary(max_size=300) | st.text(max_size=300) | hostile_text | choking)
 def test_bytes_that_are_not_json_are_refused_with_the_file_named(content):
     path = _file(content, "bytes.json")
     _defined_or_named(lambda: read_interactions_json(path), path)
@@ -151,9 +161,12 @@ def recommender(trained_checkpoint):
     return service
 
 
-identifier = st.text(max_size=12) | st.integers(-5, 10**6) | st.none() | st.booleans() | st.floats() | st.lists(
+identifier = hostile_text | st.integers(-5, 10**6) | st.none() | st.booleans() | st.floats() | st.lists(
     st.integers(), max_size=3) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
-top_k = st.integers(-5, 10**12) | st.floats() | st.none() | st.text(max_size=4) | st.booleans()
+top_k = st.integers(-5, 2**64) | st.floats() | st.none() | st.text(max_size=4) | st.booleans()
+# A list of ids, or the same ids as a generator, an iterator, a set or a tuple (read once).
+id_collection = st.lists(identifier, max_size=6).flatmap(lambda ids: st.sampled_from(
+    [ids, tuple(ids), iter(ids), (i for i in ids), {str(i) for i in ids}]))
 
 
 def _clean(call):
@@ -165,15 +178,34 @@ def _clean(call):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(user=identifier, items=st.lists(identifier, max_size=6) | identifier, k=top_k, exclude=anything)
-def test_ncf_calls_with_any_arguments_answer_or_refuse_cleanly(recommender, user, items, k, exclude):
+@given(user=identifier, items=id_collection | identifier, k=top_k, exclude=anything, chunk=top_k,
+       users=id_collection | identifier)
+def test_ncf_calls_with_any_arguments_answer_or_refuse_cleanly(recommender, user, items, k, exclude, chunk, users):
+    items = list(items) if hasattr(items, "__next__") else items  # one generator would serve only the first call
     for call in (lambda: recommender.recommend(user, k, exclude), lambda: recommender.predict(user, items),
-                 lambda: recommender.predict_batch(user, items)):
+                 lambda: recommender.predict_batch(user, items),
+                 lambda: recommender.recommend_batch(users, k, exclude, chunk=chunk)):
         result = _clean(call)
         if isinstance(result, list):
             assert all(isinstance(item, str) and 0 <= score <= 1 for item, score in result)
         elif isinstance(result, dict):
             assert all(0 <= score <= 1 for score in result.values())
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arguments=st.dictionaries(st.sampled_from(["cold_start_threshold", "retrieval", "candidates", "nprobe",
+                                                  "device", "rate_limiter", "model_path"]), anything, max_size=3))
+def test_ncf_service_made_with_any_arguments_serves_or_is_refused_at_once(trained_checkpoint, arguments):
+    """A constructor that accepts its arguments gives a service whose calls work: no raw error later."""
+    if "model_path" not in arguments:
+        arguments["model_path"] = trained_checkpoint
+    try:
+        service = NCFService(**arguments)
+    except NeoMLError as error:
+        assert str(error)
+        return
+    _clean(lambda: service.recommend("1", 3))
+    _clean(lambda: service.predict_batch("1", ["1"]))
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +225,27 @@ def test_classifier_calls_with_any_arguments_answer_or_refuse_cleanly(classifier
         assert len(batch) == len(texts)
 
 
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=st.lists(st.tuples(hostile_text, st.lists(hostile_text, max_size=2)) | anything, max_size=4)
+       | anything)
+def test_fine_tune_with_any_data_is_refused_before_training(classifier, pairs):
+    """At most four records: too few to train on, so every input is refused, and none gets a raw error."""
+    error = _clean(lambda: classifier.fine_tune(pairs))
+    assert isinstance(error, NeoMLError), error
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arguments=st.dictionaries(st.sampled_from(["model_version", "inference", "rate_limiter"]), anything,
+                                 max_size=3))
+def test_classifier_service_made_with_any_arguments_serves_or_is_refused_at_once(classifier, arguments):
+    try:
+        service = MLClassificationService(model_path=classifier.checkpoint_dir, **arguments)
+    except NeoMLError as error:
+        assert str(error)
+        return
+    assert service.predict("a book about stars").codes
+
+
 # -- pipeline configs -------------------------------------------------------------------------
 @SETTINGS
 @given(document=anything | st.dictionaries(st.sampled_from(["seed", "prepare", "ncf", "benchmark", "x"]),
@@ -208,7 +261,7 @@ def test_any_pipeline_config_is_accepted_or_refused_with_the_file_named(document
 
 
 @SETTINGS
-@given(content=st.text(max_size=200))
+@given(content=st.text(max_size=200) | hostile_text | choking)
 def test_any_yaml_text_is_accepted_or_refused_with_the_file_named(content):
     path = _file(content, "config.yaml")
     try:

@@ -319,21 +319,28 @@ odd = st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max
     st.integers(), max_size=2)
 
 
+CONSTRUCTOR_VALUES = {  # besides ``odd``, values that are almost right
+    "cold_start_threshold": st.sampled_from([0, 1, 5, "1", 1.0, None]),
+    "nprobe": st.sampled_from([0, -1, 1, 8, "8", 2.5]),
+    "candidates": st.sampled_from([0, 1, 50, "50", True]),
+    "device": st.sampled_from(["tpu", "cuda:x", "meta", "cpu", "auto", "CPU", 0]),
+    "retrieval": st.sampled_from(["auto", "exact", "ivf", "matmul", "hnsw", "EXACT"]),
+}
+
+
 @FUNCTION_FIXTURES
-@given(threshold=odd, nprobe=odd, candidates=odd, device=odd | st.sampled_from(["tpu", "cuda:x", "meta", "cpu"]),
-       retrieval=odd | st.sampled_from(["auto", "exact", "ivf"]))
-def test_11_service_arguments_are_checked_when_the_service_is_made(trained_checkpoint, threshold, nprobe,
-                                                                  candidates, device, retrieval):
+@given(data=st.data(), name=st.sampled_from(sorted(CONSTRUCTOR_VALUES)))
+def test_11_service_arguments_are_checked_when_the_service_is_made(trained_checkpoint, data, name):
+    value = data.draw(CONSTRUCTOR_VALUES[name] | odd, label=name)
     try:
-        service = NCFService(model_path=trained_checkpoint, cold_start_threshold=threshold, nprobe=nprobe,
-                             candidates=candidates, device=device, retrieval=retrieval)
+        service = NCFService(model_path=trained_checkpoint, **{name: value})
     except InvalidRequestError as error:
         assert str(error)
         return
-    except NeoMLError as error:  # e.g. CUDA asked for on a machine without one
+    except NeoMLError as error:  # CUDA asked for on a machine without one
         assert "device" in str(error)
         return
-    assert service.recommend("1", 2)  # made means usable: no raw error at the first call
+    assert service.recommend("1", 2) and service.recommend("not-a-user", 2)  # made means usable
 
 
 @given(rate=odd | st.floats(allow_infinity=True), burst=odd)
@@ -368,9 +375,13 @@ def test_the_rate_limiter_forgets_callers_whose_bucket_is_full_again():
 
 
 def test_a_cold_start_message_does_not_repeat_a_huge_id(service_without_db):
-    with pytest.raises(ColdStartError) as error:
-        service_without_db.predict("x" * 10_000, ["1"])
-    assert len(str(error.value)) < 300
+    _known_users(service_without_db)
+    known_item = next(iter(service_without_db.item_id_map))
+    for call in (lambda: service_without_db.predict("x" * 10_000, [known_item]),
+                 lambda: service_without_db.predict(_known_users(service_without_db)[0], ["y" * 10_000])):
+        with pytest.raises(ColdStartError) as error:
+            call()
+        assert len(str(error.value)) < 300
 
 
 # -- 13: permissions ------------------------------------------------------------------------------
@@ -460,14 +471,23 @@ def test_14_a_link_to_a_file_outside_is_refused(classifier_copy):
         load_classifier(classifier_copy)
 
 
-@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.dictionaries(st.text(max_size=12), st.text(max_size=8) | st.integers(), max_size=4)
-       | st.none() | st.lists(st.text(max_size=4), max_size=2), extra=st.booleans())
-def test_15_any_manifest_loads_or_is_refused_cleanly(classifier_copy, files, extra):
-    manifest = {"files": files} if not extra else {"files": files, "created_at": None}
-    (classifier_copy / "manifest.json").write_text(json.dumps(manifest))
+file_names = st.sampled_from(["classifier.json", "label_map.json", "heads.safetensors", "training_metrics.json",
+                              "config.json", "model.safetensors", "vocab.txt", "notes.txt"])
+
+
+@settings(deadline=None, max_examples=60)
+@given(files=st.dictionaries(file_names, st.binary(max_size=40) | st.sampled_from([b"{}", b"[]", b"null", b'{"a": 1}']),
+                             max_size=8))
+def test_15_any_sealed_folder_loads_or_is_refused_cleanly(tmp_path_factory, files):
+    """A folder whose manifest seals exactly the files it holds, whatever they are: a CheckpointError,
+    never a raw FileNotFoundError, KeyError or decoder error."""
+    folder = tmp_path_factory.mktemp("sealed") / "classifier"
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    (folder / "manifest.json").write_text(json.dumps({"files": {n: file_sha256(folder / n) for n in files}}))
     with pytest.raises(CheckpointError):
-        load_classifier(classifier_copy)
+        load_classifier(folder)
 
 
 def test_15_an_empty_manifest_names_what_is_missing(tmp_path):

@@ -11,6 +11,7 @@ from neo_ml.classification.service import ClassificationResult, MLClassification
 from neo_ml.errors import (
     CheckpointError,
     CheckpointIntegrityError,
+    ClassifierNotFoundError,
     ColdStartError,
     DatabaseError,
     DataFormatError,
@@ -25,6 +26,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointIntegrityError",
     "ClassificationResult",
+    "ClassifierNotFoundError",
     "MLClassificationService",
     "ColdStartError",
     "DatabaseError",

@@ -1,11 +1,11 @@
 """Benchmark suites that print figures: quality on the published protocols and serving latency.
 
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]
-    python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (classification/benchmark.py)
+    python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (bench/classifier.py)
     python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs its int8 backends on a 20NG checkpoint
-    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (scale.py)
-    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (scale.py)
-    python -m neo_ml.benchmark worst-case [--sizes 262144 524288 1048576] [--json OUT]   (data/worst_case.py)
+    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (bench/scale.py)
+    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (bench/scale.py)
+    python -m neo_ml.benchmark worst-case [--sizes 262144 524288 1048576] [--json OUT]   (bench/worst_case.py)
 
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
@@ -19,9 +19,6 @@ a SQLite database). Results also go to ``outputs/benchmarks/`` as JSON.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
 import sys
 import tempfile
 import time
@@ -32,7 +29,7 @@ import pandas as pd
 import torch
 
 from neo_ml import paths
-from neo_ml.checkpoints import package_versions
+from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split, random_holdout_split, split_75_25
@@ -135,23 +132,6 @@ def benchmark_75_25(ratings: pd.DataFrame, seeds, variants=None, k: int = 10) ->
     return out
 
 
-def latency_percentiles(samples: list[float]) -> dict:
-    ms = np.array(samples) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "calls": len(ms)}
-
-
-def time_calls(call, arguments: list, warmup: int = 20) -> list[float]:
-    """Seconds per ``call(*args)`` for each tuple in ``arguments``, after ``warmup`` untimed calls."""
-    for args in arguments[:warmup]:
-        call(*args)
-    samples = []
-    for args in arguments:
-        started = time.perf_counter()
-        call(*args)
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
 def benchmark_latency(trained, split: LeaveOneOutSplit, ratings: pd.DataFrame, calls: int = 2000) -> dict:
     """p50/p95 of NCFService calls on a checkpoint and a SQLite database of all ratings."""
     rng = np.random.default_rng(0)
@@ -212,24 +192,10 @@ def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | No
     return finish_report(report, started, output, format_report)
 
 
-def finish_report(report: dict, started: float, output: Path | None, format_report) -> dict:
-    """Add provenance, write the JSON (``outputs/benchmarks/<suite>-<time>.json`` by default), print the tables."""
-    report |= {"package_versions": package_versions(), "cpu_count": os.cpu_count(),
-               "seconds": time.perf_counter() - started,
-               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    name = f"{report['suite']}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    output = output or paths.outputs_dir() / "benchmarks" / name
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    print(format_report(report))
-    print(f"\nwritten: {output}")
-    return report
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["worst-case"]:  # its own flags (sizes in characters), in neo_ml.data.worst_case
-        from neo_ml.data.worst_case import main as run_worst_case
+    if argv[:1] == ["worst-case"]:  # its own flags (sizes in characters), in neo_ml.bench.worst_case
+        from neo_ml.bench.worst_case import main as run_worst_case
 
         return run_worst_case(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m neo_ml.benchmark", description=__doc__.split("\n")[0])
@@ -249,14 +215,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="classifier-inference: a classifier checkpoint trained on 20ng")
     args = parser.parse_args(argv)
     if args.suite == "classifier-inference":
-        from neo_ml.classification.benchmark import run_inference_benchmark
+        from neo_ml.bench.classifier import run_inference_benchmark
 
         if args.checkpoint is None:
             parser.error("classifier-inference needs --checkpoint DIR (a checkpoint trained with --data 20ng)")
         run_inference_benchmark(args.checkpoint, output=args.output)
         return 0
     if args.suite in ("scale", "catalogue"):
-        from neo_ml import scale
+        from neo_ml.bench import scale
 
         if args.suite == "scale":
             scale.run_scale_benchmark(args.sizes or list(scale.SIZES), args.max_batches or None, args.output)
@@ -264,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             scale.run_catalogue_benchmark(args.catalogues or list(scale.CATALOGUES), args.output, args.models)
         return 0
     if args.suite == "classifier":
-        from neo_ml.classification.benchmark import CORPORA, run_classifier_benchmark
+        from neo_ml.bench.classifier import CORPORA, run_classifier_benchmark
 
         run_classifier_benchmark(args.corpora or CORPORA, quick=args.quick, output=args.output)
         return 0

@@ -90,6 +90,15 @@ class NCFModelNotFoundError(NeoMLError, FileNotFoundError):
         )
 
 
+class ClassifierNotFoundError(CheckpointError, FileNotFoundError):
+    """No classifier checkpoint folder where the service looked."""
+
+    def __init__(self, folder):
+        self.path = folder
+        super().__init__(f"No classifier checkpoint at {folder}. Train one with: "
+                         f"python -m neo_ml.train_classification --data 20ng --output {folder}")
+
+
 class ColdStartError(NeoMLError, KeyError):
     """A score was asked for a user or item the model has never seen."""
 

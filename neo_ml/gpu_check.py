@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neo_ml.benchmark import latency_percentiles, time_calls
+from neo_ml.bench.timing import latency_percentiles, time_calls
 from neo_ml.classification.encoder import embed, load_encoder
 from neo_ml.data.corpora import load_movielens_100k, load_text_corpus
 from neo_ml.data.splits import IdMap, leave_one_out_split

@@ -1,4 +1,4 @@
-"""What both services share when serving: per-caller rate limits and one log line per prediction.
+"""What both services share when serving: request checks, per-caller rate limits and one log line per prediction.
 
 ``RateLimiter`` is a token bucket per caller: each caller may burst up to
 ``burst`` calls, refilled at ``rate`` calls per second; a call over the
@@ -60,6 +60,18 @@ class RateLimiter:
     def __len__(self) -> int:
         """How many callers' buckets are held."""
         return len(self._buckets)
+
+
+def check_count(value, name: str, least: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) of at least ``least``; InvalidRequestError otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(least, f"an integer >= {least}")
+        raise InvalidRequestError(f"{name} must be {wanted}, got {brief(value)}")
+    return value
+
+
+def check_top_k(top_k) -> None:
+    check_count(top_k, "top_k")
 
 
 def admit(limiter: RateLimiter | None, caller: str | None) -> float:

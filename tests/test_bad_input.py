@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from neo_ml import MLClassificationService, NCFService
@@ -180,16 +180,25 @@ def _clean(call):
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(user=identifier, items=id_collection | identifier, k=top_k, exclude=anything, chunk=top_k,
        users=id_collection | identifier)
+@example(user=None, items=None, k=1, exclude={}, chunk=1, users=[""])  # recommend_batch answers: lists of lists
 def test_ncf_calls_with_any_arguments_answer_or_refuse_cleanly(recommender, user, items, k, exclude, chunk, users):
     items = list(items) if hasattr(items, "__next__") else items  # one generator would serve only the first call
     for call in (lambda: recommender.recommend(user, k, exclude), lambda: recommender.predict(user, items),
-                 lambda: recommender.predict_batch(user, items),
-                 lambda: recommender.recommend_batch(users, k, exclude, chunk=chunk)):
+                 lambda: recommender.predict_batch(user, items)):
         result = _clean(call)
         if isinstance(result, list):
-            assert all(isinstance(item, str) and 0 <= score <= 1 for item, score in result)
+            _check_ranked(result)
         elif isinstance(result, dict):
             assert all(0 <= score <= 1 for score in result.values())
+    lists = _clean(lambda: recommender.recommend_batch(users, k, exclude, chunk=chunk))
+    if not isinstance(lists, NeoMLError):
+        for ranked in lists:
+            _check_ranked(ranked)
+
+
+def _check_ranked(ranked):
+    assert isinstance(ranked, list)
+    assert all(isinstance(item, str) and 0 <= score <= 1 for item, score in ranked)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,6 +1,6 @@
 """The benchmark's small real subsets: the size and shape the issue asks for, nothing shared with the test side."""
 
-from neo_ml.classification.benchmark import SMALL_GROUPS, SMALL_SAMPLES, SMALL_TEST, small_subset
+from neo_ml.bench.classifier import SMALL_GROUPS, SMALL_SAMPLES, SMALL_TEST, small_subset
 
 
 def test_small_newsgroup_subset_has_ten_balanced_groups_and_disjoint_held_out_documents():

@@ -2,7 +2,7 @@
 
 The numbers in the test names are the defects of issue 14. Timing bounds here are complexity guards
 (10x and more above the measured time, far below what the quadratic code took), not speed targets;
-``python -m neo_ml.data.worst_case`` measures the speed.
+``python -m neo_ml.bench.worst_case`` measures the speed.
 """
 
 from __future__ import annotations

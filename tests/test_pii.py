@@ -8,9 +8,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from neo_ml.bench.worst_case import CASES
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
 from neo_ml.data.pii import PLACEHOLDERS, _emails, _phones, scrub
-from neo_ml.data.worst_case import CASES
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -2,7 +2,7 @@
 
 import json
 
-from neo_ml.data.worst_case import CASES, main, run_worst_case
+from neo_ml.bench.worst_case import CASES, main, run_worst_case
 
 
 def test_every_case_reports_seconds_per_size_a_ratio_and_a_verdict():

@@ -29,9 +29,8 @@ from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier, ch
 from neo_ml.data.documents import unicode_problem
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
-from neo_ml.errors import CheckpointError, InvalidRequestError, brief
-from neo_ml.ncf.service import check_top_k
-from neo_ml.serving import RateLimiter, admit, log_prediction
+from neo_ml.errors import ClassifierNotFoundError, InvalidRequestError, brief
+from neo_ml.serving import RateLimiter, admit, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)
 _DEFAULTS = ClassifierConfig()
@@ -55,12 +54,6 @@ def _labeled_samples(labeled_data) -> list[LabeledText]:
     if not samples:
         raise InvalidRequestError("labeled_data is empty")
     return samples
-
-
-class ClassifierNotFoundError(CheckpointError, FileNotFoundError):
-    def __init__(self, folder: Path):
-        super().__init__(f"No classifier checkpoint at {folder}. Train one with: "
-                         f"python -m neo_ml.train_classification --data 20ng --output {folder}")
 
 
 @dataclass

@@ -11,7 +11,7 @@ on user input while holding the GIL, so one quadratic pattern fed a long
 unbroken token stalls the whole process. Each pattern therefore either starts
 only where a run of its characters starts (a lookbehind), or has bounded
 repetitions, and no two adjacent quantifiers can match the same character.
-``neo_ml.data.worst_case`` times each step on its worst inputs.
+``neo_ml.bench.worst_case`` times each step on its worst inputs.
 """
 
 from __future__ import annotations

@@ -50,21 +50,9 @@ from neo_ml.distributed import choose_device
 from neo_ml.errors import ColdStartError, InvalidRequestError, brief
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 from neo_ml.ncf.retrieval import build_index
-from neo_ml.serving import RateLimiter, admit, log_prediction
+from neo_ml.serving import RateLimiter, admit, check_count, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)
-
-
-def check_count(value, name: str, least: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) of at least ``least``; InvalidRequestError otherwise."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(least, f"an integer >= {least}")
-        raise InvalidRequestError(f"{name} must be {wanted}, got {brief(value)}")
-    return value
-
-
-def check_top_k(top_k) -> None:
-    check_count(top_k, "top_k")
 
 
 def _check_id(value, name: str) -> str:

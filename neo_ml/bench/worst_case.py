@@ -9,7 +9,7 @@ size takes over 1 s per MiB, or whose time more than triples when the size doubl
 Each case runs in a child process, so a case that hangs is reported as over
 budget instead of hanging the benchmark.
 
-    python -m neo_ml.data.worst_case [--sizes 262144 524288 1048576] [--json OUT] [--only email]
+    python -m neo_ml.bench.worst_case [--sizes 262144 524288 1048576] [--json OUT] [--only email]
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def markdown(results: dict[str, dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """The command: prints the table, optionally writes JSON, and returns 0 only if every case passed."""
-    parser = argparse.ArgumentParser(prog="python -m neo_ml.data.worst_case", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m neo_ml.bench.worst_case", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="input sizes in characters")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only", help="run only the cases whose name contains this")

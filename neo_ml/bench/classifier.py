@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neo_ml.benchmark import finish_report, latency_percentiles, time_calls
+from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.classification.baseline import evaluate_baseline
 from neo_ml.classification.checkpoint import save_classifier
 from neo_ml.classification.metrics import classification_report

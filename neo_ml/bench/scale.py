@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neo_ml.benchmark import finish_report, latency_percentiles, time_calls
+from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.data.splits import coded_leave_one_out_split
 from neo_ml.data.synthetic import create_scale_interactions
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
@@ -75,8 +75,8 @@ def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = Fal
 
 
 def run_in_fresh_process(*arguments: str) -> dict:
-    """``python -m neo_ml.scale ARGUMENTS`` in a new process (its own peak memory); its JSON line."""
-    done = subprocess.run([sys.executable, "-m", "neo_ml.scale", *arguments], capture_output=True, text=True,
+    """``python -m neo_ml.bench.scale ARGUMENTS`` in a new process (its own peak memory); its JSON line."""
+    done = subprocess.run([sys.executable, "-m", "neo_ml.bench.scale", *arguments], capture_output=True, text=True,
                           check=False)
     if done.returncode:
         raise RuntimeError(f"scale run {arguments} failed:\n{done.stderr[-3000:]}")

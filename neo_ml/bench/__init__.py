@@ -1,0 +1,1 @@
+"""Benchmark suites and what they share (``timing``); ``python -m neo_ml.benchmark`` runs them."""

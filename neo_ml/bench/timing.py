@@ -1,0 +1,48 @@
+"""What every benchmark suite shares: timing calls, their percentiles, and writing the report.
+
+Kept apart from the suites so that each suite imports it and none imports another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from neo_ml import paths
+from neo_ml.checkpoints import package_versions
+
+
+def latency_percentiles(samples: list[float]) -> dict:
+    ms = np.array(samples) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "calls": len(ms)}
+
+
+def time_calls(call, arguments: list, warmup: int = 20) -> list[float]:
+    """Seconds per ``call(*args)`` for each tuple in ``arguments``, after ``warmup`` untimed calls."""
+    for args in arguments[:warmup]:
+        call(*args)
+    samples = []
+    for args in arguments:
+        started = time.perf_counter()
+        call(*args)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def finish_report(report: dict, started: float, output: Path | None, format_report) -> dict:
+    """Add provenance, write the JSON (``outputs/benchmarks/<suite>-<time>.json`` by default), print the tables."""
+    report |= {"package_versions": package_versions(), "cpu_count": os.cpu_count(),
+               "seconds": time.perf_counter() - started,
+               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    name = f"{report['suite']}-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    output = output or paths.outputs_dir() / "benchmarks" / name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(format_report(report))
+    print(f"\nwritten: {output}")
+    return report

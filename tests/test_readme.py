@@ -55,3 +55,8 @@ def test_the_split_functions_the_readme_lists_exist():
     listed = re.search(r"`neo_ml\.data\.splits` provides (.*?)\.\n", README, re.S).group(1)
     names = re.findall(r"`(\w+)`", listed)
     assert len(names) >= 4 and all(hasattr(splits, name) for name in names), names
+
+
+def test_every_image_the_readme_shows_is_committed():
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert images and all((Path(__file__).resolve().parents[1] / image).is_file() for image in images)

@@ -28,13 +28,9 @@ class RateLimiter:
     SWEEP_ABOVE = 10_000
 
     def __init__(self, rate: float, burst: int | None = None, clock=time.monotonic):
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
-            raise InvalidRequestError(f"rate must be > 0 calls per second (finite), got {brief(rate)}")
-        if burst is None:
-            burst = max(1, round(rate))
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise InvalidRequestError(f"burst must be an integer >= 1, got {brief(burst)}")
-        self.rate, self.burst, self.clock = float(rate), burst, clock
+        self.rate = float(check_number(rate, "rate", "> 0 calls per second (finite)"))
+        self.burst = check_count(max(1, round(rate)) if burst is None else burst, "burst")
+        self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, time of last refill)
         self._sweep_above = self.SWEEP_ABOVE
         self._lock = threading.Lock()
@@ -60,6 +56,21 @@ class RateLimiter:
     def __len__(self) -> int:
         """How many callers' buckets are held."""
         return len(self._buckets)
+
+
+def check_number(value, name: str, wanted: str = "a finite number > 0", below: float = math.inf) -> float:
+    """``value`` if it is a number (not a bool) with 0 < value < ``below``; InvalidRequestError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < below:
+        raise InvalidRequestError(f"{name} must be {wanted}, got {brief(value)}")
+    return value
+
+
+def check_list(value, name: str, what: str = "ids") -> list:
+    """``value``'s items as a list, read once: a generator or any other iterable is accepted, a string
+    or a mapping is not."""
+    if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
+        raise InvalidRequestError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    return list(value)
 
 
 def check_count(value, name: str, least: int = 1) -> int:

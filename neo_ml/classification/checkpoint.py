@@ -34,6 +34,7 @@ from neo_ml.checkpoints import (
     swap_in_folder,
 )
 from neo_ml.classification.model import TaxonomyClassifier, check_inference
+from neo_ml.data.documents import unicode_problem
 from neo_ml.data.text import LabelMap
 from neo_ml.errors import CheckpointError, CheckpointIntegrityError, brief
 
@@ -124,7 +125,7 @@ def _read_manifest(path: Path) -> tuple[dict, dict[str, str]]:
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointIntegrityError(f"{path}: unreadable manifest ({brief(exc)})") from None
     for name, digest in listed.items():
-        if not _is_plain_name(name):
+        if not is_plain_name(name) or name == MANIFEST:
             raise CheckpointIntegrityError(f"{path}: entry {brief(name)} is not a file name inside the folder; "
                                            "the manifest was forged or edited")
         if not isinstance(digest, str):
@@ -135,9 +136,10 @@ def _read_manifest(path: Path) -> tuple[dict, dict[str, str]]:
     return manifest, listed
 
 
-def _is_plain_name(name) -> bool:
-    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-            and "\0" not in name and name != MANIFEST)
+def is_plain_name(name) -> bool:
+    """Whether ``name`` names an entry of a folder and nothing else: no path, no parent, valid Unicode."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+            and not unicode_problem(name))
 
 
 def _sha256(path: Path) -> str:

@@ -40,7 +40,8 @@ from neo_ml.classification.tuning import tune_top_layers
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
 from neo_ml.distributed import choose_device
-from neo_ml.errors import InvalidRequestError, brief
+from neo_ml.errors import InvalidRequestError
+from neo_ml.serving import check_count, check_number
 
 # How predictions encode text: the torch encoder (fp32, the reference), its int8 ONNX Runtime export
 # (classification.onnx_encoder) or its static int8 Inductor graph (classification.int8_encoder); training
@@ -74,17 +75,10 @@ class ClassifierConfig:
         check_inference(self.inference)
         for name, least in (("max_length", 8), ("batch_size", 1), ("folds", 2), ("epochs", 0), ("tuned_layers", 1),
                             ("augment_below", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InvalidRequestError(f"{name} must be an integer >= {least}, got {brief(value)}")
+            check_count(getattr(self, name), name, least)
         for name in ("learning_rate", "lexical_C", "semantic_C"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise InvalidRequestError(f"{name} must be a finite number > 0, got {brief(value)}")
-        if isinstance(self.validation_fraction, bool) or not isinstance(self.validation_fraction, int | float) \
-                or not 0 < self.validation_fraction < 1:
-            raise InvalidRequestError(f"validation_fraction must be between 0 and 1, "
-                                      f"got {brief(self.validation_fraction)}")
+            check_number(getattr(self, name), name)
+        check_number(self.validation_fraction, "validation_fraction", "between 0 and 1", below=1)
 
     def fewest_samples(self) -> int:
         """The smallest training set this configuration can split: one per fold, or a training and a

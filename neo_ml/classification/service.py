@@ -23,31 +23,23 @@ import numpy as np
 
 from neo_ml import paths
 from neo_ml.checkpoints import recover_folder
-from neo_ml.classification.checkpoint import load_classifier, save_classifier
+from neo_ml.classification.checkpoint import is_plain_name, load_classifier, save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier, check_inference
 from neo_ml.data.documents import unicode_problem
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
 from neo_ml.errors import ClassifierNotFoundError, InvalidRequestError, brief
-from neo_ml.serving import RateLimiter, admit, check_top_k, log_prediction
+from neo_ml.serving import RateLimiter, admit, check_list, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)
 _DEFAULTS = ClassifierConfig()
 
 
-def _is_plain_name(name) -> bool:
-    return isinstance(name, str) and bool(name) and Path(name).name == name and name not in (".", "..") \
-        and not unicode_problem(name)
-
-
 def _labeled_samples(labeled_data) -> list[LabeledText]:
     """(text, labels) pairs checked like a file's samples; a bad one is named by its position."""
-    if isinstance(labeled_data, str | bytes | dict) or not hasattr(labeled_data, "__iter__"):
-        raise InvalidRequestError(f"labeled_data must be a list of (text, labels) pairs, "
-                                  f"got {type(labeled_data).__name__}")
     samples = []
-    for n, pair in enumerate(labeled_data):
+    for n, pair in enumerate(check_list(labeled_data, "labeled_data", "(text, labels) pairs")):
         if isinstance(pair, str | bytes) or not isinstance(pair, tuple | list) or len(pair) != 2:
             raise InvalidRequestError(f"labeled_data, record {n}: expected a (text, labels) pair, got {brief(pair)}")
         samples.append(parse_sample({"text": pair[0], "taxonomy_codes": pair[1]}, "labeled_data", n))
@@ -84,7 +76,7 @@ class MLClassificationService:
                  inference: str | None = None):
         """``inference``: the encoder backend for predictions; None keeps the one saved in the checkpoint."""
         self.db = db  # kept for the backend's signature; the classifier reads no tables
-        if model_path is None and not _is_plain_name(model_version):
+        if model_path is None and not is_plain_name(model_version):
             raise InvalidRequestError(f"model_version must be a folder name such as 'benchmark_v1', "
                                       f"got {brief(model_version)}; give model_path for a folder elsewhere")
         if model_path is not None and not isinstance(model_path, str | Path):
@@ -153,8 +145,9 @@ class MLClassificationService:
             if not isinstance(text, str) or not text.strip():
                 shown = brief(scrub(text[:200])) if isinstance(text, str) else type(text).__name__
                 raise InvalidRequestError(f"text {n}: expected a non-empty string, got {shown}")
-            if unicode_problem(text):
-                raise InvalidRequestError(f"text {n}: {unicode_problem(text)}")
+            problem = unicode_problem(text)
+            if problem:
+                raise InvalidRequestError(f"text {n}: {problem}")
         started = admit(self.rate_limiter, caller)
         if not texts:
             return []

@@ -47,8 +47,9 @@ def parse_sample(row: Any, source: str, record: int) -> LabeledText:
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataFormatError("expected non-empty text", source=source, record=record, field="text")
-    if unicode_problem(text):
-        raise DataFormatError(unicode_problem(text), source=source, record=record, field="text")
+    problem = unicode_problem(text)
+    if problem:
+        raise DataFormatError(problem, source=source, record=record, field="text")
     key = next((k for k in LABEL_KEYS if k in row), None)
     if key is None:
         raise DataFormatError("missing (also looked for 'taxonomy_node_ids', 'true_labels')",

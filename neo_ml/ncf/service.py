@@ -50,7 +50,7 @@ from neo_ml.distributed import choose_device
 from neo_ml.errors import ColdStartError, InvalidRequestError, brief
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 from neo_ml.ncf.retrieval import build_index
-from neo_ml.serving import RateLimiter, admit, check_count, check_top_k, log_prediction
+from neo_ml.serving import RateLimiter, admit, check_count, check_list, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,6 @@ def _check_id(value, name: str) -> str:
 
 def _check_user(user_id) -> str:
     return _check_id(user_id, "user_id")
-
-
-def _check_items(item_ids, name: str = "item_ids") -> list:
-    """The ids as a list, read once: a generator or any other iterable is accepted."""
-    if isinstance(item_ids, str | bytes | dict) or not hasattr(item_ids, "__iter__"):
-        raise InvalidRequestError(f"{name} must be a list of ids, got {type(item_ids).__name__}")
-    return list(item_ids)
 
 
 def _hide_repeats(candidates: torch.Tensor, logits: torch.Tensor) -> None:
@@ -149,12 +142,12 @@ class NCFService:
         return build_index(kind, items, nprobe=self.nprobe) if kind == "ivf" else build_index(kind, items)
 
     # -- per-user context ----------------------------------------------------------------
-    def _user_items(self, user_id: str) -> tuple[list[int], set[str] | None]:
+    def _user_items(self, user_id: str) -> tuple[list[int], list[str] | None]:
         """The user's item indices the model knows, oldest first, and (from a database) the ids of every
         item they have seen, known to the model or not (None without a database: the model knows them all)."""
         if self.store is not None:
             index, seen = self.item_id_map, self.store.items_of(user_id)
-            return [index[i] for i in seen if i in index], set(seen)
+            return [index[i] for i in seen if i in index], seen
         user = self.user_id_map.get(user_id)
         if user is None:
             return [], None
@@ -195,7 +188,7 @@ class NCFService:
     # -- public API ----------------------------------------------------------------------
     def predict(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
         """Probability of interaction for each item. Unknown user or item: ColdStartError."""
-        user_id, item_ids = _check_user(user_id), _check_items(item_ids)
+        user_id, item_ids = _check_user(user_id), check_list(item_ids, "item_ids")
         started = admit(self.rate_limiter, caller)
         self._load_model()
         unknown = [i for i in item_ids if str(i) not in self.item_id_map]
@@ -208,7 +201,7 @@ class NCFService:
 
     def predict_batch(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
         """Scores for every known item in one forward pass; unknown items are left out."""
-        user_id, item_ids = _check_user(user_id), _check_items(item_ids)
+        user_id, item_ids = _check_user(user_id), check_list(item_ids, "item_ids")
         started = admit(self.rate_limiter, caller)
         self._load_model()
         scores = self._score_known(user_id, item_ids)
@@ -247,7 +240,7 @@ class NCFService:
         """``recommend`` for each user, in order; known users are scored ``chunk`` at a time."""
         check_top_k(top_k)
         check_count(chunk, "chunk")
-        user_ids = [_check_user(u) for u in _check_items(user_ids, "user_ids")]
+        user_ids = [_check_user(u) for u in check_list(user_ids, "user_ids")]
         started = admit(self.rate_limiter, caller)
         self._load_model()
         results: list = [None] * len(user_ids)
@@ -314,8 +307,8 @@ class NCFService:
         logits[candidates < 0] = -torch.inf
         return candidates, logits
 
-    def _excluded(self, seen: list[int], seen_ids: set[str] | None) -> set[str]:
-        return seen_ids if seen_ids is not None else set(self.item_ids[seen].tolist())
+    def _excluded(self, seen: list[int], seen_ids: list[str] | None) -> set[str]:
+        return set(seen_ids if seen_ids is not None else self.item_ids[seen].tolist())
 
     def _handle_cold_start(self, user_id: str, top_k: int, excluded: set[str]) -> list[tuple[str, float]]:
         """Most popular items the model knows (database counts when a database is given), without

@@ -1,4 +1,8 @@
-"""What both services share when serving: request checks, per-caller rate limits and one log line per prediction.
+"""What both models share: config fields and checks, per-caller rate limits and one log line per prediction.
+
+``config_field`` declares a config dataclass field with its command-line help
+(read by ``HfArgumentParser``); ``check_count``, ``check_number`` and
+``check_list`` refuse a bad config value or request argument with one message.
 
 ``RateLimiter`` is a token bucket per caller: each caller may burst up to
 ``burst`` calls, refilled at ``rate`` calls per second; a call over the
@@ -14,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import asdict, field, fields
 
 from neo_ml.errors import InvalidRequestError, RateLimitExceededError, brief
 
@@ -56,6 +61,34 @@ class RateLimiter:
     def __len__(self) -> int:
         """How many callers' buckets are held."""
         return len(self._buckets)
+
+
+def config_field(default, help: str, **more):
+    """A config dataclass field with its help (and argparse extras such as ``aliases``). No ``choices``:
+    the config's ``__post_init__`` refuses a bad value, with the message every other path gives."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **more})
+    return field(default=default, metadata={"help": help, **more})
+
+
+class ConfigMixin:
+    """What every config dataclass offers: built from plain keys, given back as plain values."""
+
+    @classmethod
+    def from_mapping(cls, values: dict, source: str = "config"):
+        """A config from plain keys (YAML, JSON, a notebook's dict); an unknown key is named with ``source``."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(values, dict):
+            raise InvalidRequestError(f"{source}: expected a mapping of {cls.__name__} fields, "
+                                      f"got {type(values).__name__}")
+        unknown = sorted(map(str, set(values) - set(names)))
+        if unknown:
+            raise InvalidRequestError(f"{source}: unknown {cls.__name__} field(s) {brief(unknown)}; "
+                                      f"expected some of {names}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def check_number(value, name: str, wanted: str = "a finite number > 0", below: float = math.inf) -> float:

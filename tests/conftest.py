@@ -12,7 +12,7 @@ from neo_ml.data.corpora import load_text_corpus
 from neo_ml.data.interactions import InteractionDataset, dataset_to_document
 from neo_ml.data.splits import leave_one_out_split
 from neo_ml.data.synthetic import create_synthetic_interactions
-from neo_ml.ncf.train import NCFConfig
+from neo_ml.ncf.config import NCFConfig
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def synthetic_json(tmp_path_factory, synthetic_frame):
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory, synthetic_json):
     """A checkpoint written by the training command itself."""
-    from neo_ml.train_ncf import main
+    from neo_ml.commands.train_ncf import main
 
     path = tmp_path_factory.mktemp("models") / "ncf.pt"
     args = ["--data", str(synthetic_json), "--output", str(path), "--no-progress"]
@@ -94,7 +94,7 @@ def ncf_parts(trained_checkpoint):
     """(model, config, users, items, known pairs) of the trained checkpoint, as ``save_ncf_checkpoint`` takes them."""
     import numpy as np
 
-    from neo_ml.data.splits import IdMap
+    from neo_ml.data.ids import IdMap
     from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 
     checkpoint = load_ncf_checkpoint(trained_checkpoint)
@@ -113,3 +113,26 @@ def classifier_copy(trained_service, tmp_path):
     copy = tmp_path / "classifier"
     shutil.copytree(trained_service[0].checkpoint_dir, copy)
     return copy
+
+
+# The backend's export format (resource ids, strengths, ISO times, held-out candidates), as it writes it.
+BACKEND_FORMAT = {
+    "metadata": {"dataset_name": "recommendation_benchmark_v1"},
+    "interactions": [
+        {"user_id": "user_035", "resource_id": "resource_013", "interaction_type": "bookmark",
+         "strength": 0.82, "timestamp": "2025-01-22T03:49:00"},
+        {"user_id": "user_036", "resource_id": "resource_014", "interaction_type": "view",
+         "strength": 0.3, "timestamp": "2025-01-22T04:49:00"},
+    ],
+    "held_out_test": [
+        {"user_id": "user_035", "resource_id": "resource_014", "is_relevant": True},
+        {"user_id": "user_035", "resource_id": "resource_099", "is_relevant": False},
+        {"user_id": "user_035", "resource_id": "resource_014", "is_relevant": True},
+    ],
+}
+
+
+@pytest.fixture
+def backend_document() -> dict:
+    """A fresh copy of ``BACKEND_FORMAT`` for a test to change."""
+    return json.loads(json.dumps(BACKEND_FORMAT))

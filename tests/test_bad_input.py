@@ -22,7 +22,7 @@ from neo_ml.data import db as database
 from neo_ml.data.interactions import read_interactions_json
 from neo_ml.data.text import read_classification_json
 from neo_ml.errors import DataFormatError, NeoMLError
-from neo_ml.pipeline import load_config
+from neo_ml.workbook.pipeline import load_config
 
 EXAMPLES = 150
 FOLDER = Path(tempfile.mkdtemp(prefix="neo-bad-input-"))

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import torch
 
-from neo_ml.checkpoints import write_json
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
+from neo_ml.files import write_json
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, save_ncf_checkpoint
 
 KILLS = 20

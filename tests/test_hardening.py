@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neo_ml import CheckpointError, CheckpointIntegrityError, MLClassificationService, NCFService
-from neo_ml.checkpoints import checksum_path, file_sha256, read_verified
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
 from neo_ml.data import db as database
 from neo_ml.data.documents import read_json
 from neo_ml.data.interactions import interactions_frame, parse_interaction, read_interactions_json
 from neo_ml.data.text import read_classification_json
 from neo_ml.errors import ColdStartError, DataFormatError, InvalidRequestError, NeoMLError
+from neo_ml.files import checksum_path, file_sha256, read_verified
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, save_ncf_checkpoint
 from neo_ml.serving import RateLimiter
 
@@ -253,8 +253,8 @@ def test_7_a_lone_surrogate_in_a_file_names_record_and_field(tmp_path_factory, b
 
 
 def test_7_commands_refuse_a_lone_surrogate_in_one_line(tmp_path, capsys):
-    from neo_ml.import_data import main as import_main
-    from neo_ml.train_ncf import main as train_main
+    from neo_ml.commands.import_data import main as import_main
+    from neo_ml.commands.train_ncf import main as train_main
 
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"interactions": [{"user_id": "u\ud800", "item_id": "i", "timestamp": 1}]}))

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from neo_ml import CheckpointError, CheckpointIntegrityError, MLClassificationService, NCFService
-from neo_ml.checkpoints import checksum_path, file_sha256, write_json
 from neo_ml.classification.checkpoint import load_classifier
+from neo_ml.files import checksum_path, file_sha256, write_json
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint
 
 TAMPER_POSITIONS = 60  # byte flips per file, spread over its whole length

@@ -1,6 +1,7 @@
 """The README names only what exists: every module, function and command it mentions can be found."""
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def test_the_logger_the_readme_names_is_the_one_that_logs():
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_the_readme_gives_is_a_runnable_module(command):
     module = importlib.import_module(command)
+    if hasattr(module, "__path__"):  # a package runs its __main__.py
+        assert importlib.util.find_spec(command + ".__main__"), f"{command} has no __main__.py"
+        return
     assert callable(getattr(module, "main", None)), f"{command} has no main()"
 
 
@@ -60,3 +64,9 @@ def test_the_split_functions_the_readme_lists_exist():
 def test_every_image_the_readme_shows_is_committed():
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
     assert images and all((Path(__file__).resolve().parents[1] / image).is_file() for image in images)
+
+
+def test_every_test_file_the_readme_names_exists():
+    named = set(re.findall(r"`(tests/[\w/]+\.py)`", README))
+    root = Path(__file__).resolve().parents[1]
+    assert named and all((root / path).is_file() for path in named), sorted(named)

@@ -20,8 +20,6 @@ and test accuracy. That comparison alone, on a trained 20NG checkpoint:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import random
 import sys
@@ -34,14 +32,14 @@ import numpy as np
 from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.classification.baseline import evaluate_baseline
 from neo_ml.classification.checkpoint import save_classifier
+from neo_ml.classification.data import CORPORA, load_text_data, median_length_text
+from neo_ml.classification.evaluate import evaluate
 from neo_ml.classification.metrics import classification_report
 from neo_ml.classification.model import INFERENCE_BACKENDS, ClassifierConfig, TaxonomyClassifier
+from neo_ml.classification.run import train_classifier
 from neo_ml.classification.service import MLClassificationService
 from neo_ml.data.text import LabeledText, samples_to_document
-from neo_ml.train_classification import evaluate, load_training_data
-from neo_ml.train_classification import main as train_command
 
-CORPORA = ["20ng", "r8", "r52", "20ng-dewey"]
 PUBLISHED = {"20ng": "BERT 0.853, BertGCN 0.893", "r8": "BERT 0.978, BertGCN 0.981",
              "r52": "BERT 0.964, BertGCN 0.966", "20ng-dewey": "(no published figure)"}
 SMALL_SAMPLES, SMALL_TEST, SMALL_GROUPS, SMALL_SEEDS = 100, 1000, 10, (0, 1, 2)
@@ -54,7 +52,7 @@ def _log(message: str) -> None:
 
 def benchmark_corpus(name: str, config: ClassifierConfig, checkpoint: Path | None = None) -> dict:
     """Classifier and baseline on one corpus's train/test files; optionally keeps the checkpoint."""
-    train, test, checksum = load_training_data(name)
+    train, test, checksum = load_text_data(name)
     model = TaxonomyClassifier(config)
     validation = model.fit(train)
     test_report = evaluate(model, test)
@@ -74,7 +72,7 @@ def small_subset(corpus: str, seed: int = 0) -> tuple[list[LabeledText], list[La
 
     ``20ng-dewey``: a random 100. ``20ng``: 10 samples from each of 10 groups (every other one).
     """
-    train, test = load_training_data(corpus)[:2]
+    train, test = load_text_data(corpus)[:2]
     rng = random.Random(seed)
     if corpus == "20ng":
         groups = sorted({labels[0] for _, labels in train})[::2][:SMALL_GROUPS]
@@ -98,9 +96,7 @@ def benchmark_small_data(corpus: str, folder: Path, seed: int) -> dict:
     data = folder / f"{corpus}-small-{seed}.json"
     data.write_text(json.dumps(samples_to_document(train)))
     checkpoint = folder / f"{corpus}-small-{seed}"
-    with contextlib.redirect_stdout(io.StringIO()):
-        if train_command(["--data", str(data), "--output", str(checkpoint), "--no-progress"]) != 0:
-            raise RuntimeError(f"train_classification failed on {data}")
+    train_classifier(str(data), ClassifierConfig(), checkpoint, progress=False)
     service = MLClassificationService(model_path=checkpoint)
     texts, truth = [t for t, _ in test], [labels for _, labels in test]
     results = service.predict_batch(texts, top_k=len(service.labels))
@@ -118,9 +114,8 @@ def benchmark_latency(checkpoint: Path, calls: int = 300) -> dict:
     """p50/p95 of ``predict`` on the median-length 20NG test document, after 20 warm-up calls."""
     import torch
 
-    _, test, _ = load_training_data("20ng")
-    texts = sorted((t for t, _ in test), key=lambda t: len(t.split()))
-    document = texts[len(texts) // 2]
+    _, test, _ = load_text_data("20ng")
+    document = median_length_text(test)
     service = MLClassificationService(model_path=checkpoint)
     samples = time_calls(service.predict, [(document,)] * calls)
     return {"predict": latency_percentiles(samples), "document_words": len(document.split()),
@@ -170,7 +165,7 @@ def benchmark_inference(checkpoint: Path) -> dict:
     """Every inference backend on the same 20NG checkpoint and test set, and how far their outputs differ."""
     import torch
 
-    test = load_training_data("20ng")[1]
+    test = load_text_data("20ng")[1]
     rows, scores = {}, {}
     for inference in INFERENCE_BACKENDS:
         rows[inference], scores[inference] = benchmark_backend(checkpoint, inference, test)

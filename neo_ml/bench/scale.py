@@ -37,8 +37,9 @@ from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.data.splits import coded_leave_one_out_split
 from neo_ml.data.synthetic import create_scale_interactions
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.service import NCFService
-from neo_ml.ncf.train import NCFConfig, train_ncf_model
+from neo_ml.ncf.train import train_ncf_model
 
 # name -> (users, items, interactions) of the MovieLens release of that size
 SIZES = {"100k": (943, 1682, 100_000), "1M": (6040, 3706, 1_000_209), "20M": (138_493, 26_744, 20_000_263)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from neo_ml import paths
-from neo_ml.checkpoints import package_versions
+from neo_ml.files import package_versions
 
 
 def latency_percentiles(samples: list[float]) -> dict:

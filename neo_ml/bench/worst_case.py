@@ -112,7 +112,7 @@ def _url(function_name: str) -> Callable[[str], Any]:
 
 
 def _config(path: Path) -> None:
-    from neo_ml.pipeline import PipelineError, load_config
+    from neo_ml.workbook.pipeline import PipelineError, load_config
     with contextlib.suppress(PipelineError):
         load_config(path)
 

@@ -24,7 +24,11 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.numpy import load, save_file
 
-from neo_ml.checkpoints import (
+from neo_ml.classification.model import TaxonomyClassifier, check_inference
+from neo_ml.data.documents import unicode_problem
+from neo_ml.data.text import LabelMap
+from neo_ml.errors import CheckpointError, CheckpointIntegrityError, brief
+from neo_ml.files import (
     checkpoint_lock,
     file_sha256,
     package_versions,
@@ -33,10 +37,6 @@ from neo_ml.checkpoints import (
     staging_folder,
     swap_in_folder,
 )
-from neo_ml.classification.model import TaxonomyClassifier, check_inference
-from neo_ml.data.documents import unicode_problem
-from neo_ml.data.text import LabelMap
-from neo_ml.errors import CheckpointError, CheckpointIntegrityError, brief
 
 MANIFEST = "manifest.json"
 ONNX_INT8 = "encoder-int8.onnx"

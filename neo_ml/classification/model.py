@@ -23,7 +23,7 @@ import math
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +39,9 @@ from neo_ml.classification.metrics import classification_report
 from neo_ml.classification.tuning import tune_top_layers
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
-from neo_ml.distributed import choose_device
+from neo_ml.devices import choose_device
 from neo_ml.errors import InvalidRequestError
-from neo_ml.serving import check_count, check_number
+from neo_ml.serving import ConfigMixin, check_count, check_number, config_field
 
 # How predictions encode text: the torch encoder (fp32, the reference), its int8 ONNX Runtime export
 # (classification.onnx_encoder) or its static int8 Inductor graph (classification.int8_encoder); training
@@ -53,23 +53,28 @@ MAX_TEXT_CHARS = 100_000
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(ConfigMixin):
     """Every knob of a training run; saved with the checkpoint."""
 
-    encoder: str = DEFAULT_ENCODER
-    max_length: int = 256
-    batch_size: int = 32
-    lexical_C: float = 1.0
-    semantic_C: float = 10.0
-    folds: int = 5
-    augment_below: int = 500
-    epochs: int = 0  # 0: frozen encoder, choices cross-fitted; else top layers tuned, choices on a validation split
-    learning_rate: float = 1e-4
-    tuned_layers: int = 2
-    validation_fraction: float = 0.2
-    seed: int = 0
-    scrub_pii: bool = True  # e-mail addresses, phone numbers, ... replaced before training and prediction
-    inference: str = "torch"  # one of INFERENCE_BACKENDS; a service can choose another at load time
+    encoder: str = config_field(DEFAULT_ENCODER, "Hugging Face folder or name of the sentence encoder")
+    max_length: int = config_field(256, "tokens per text, at least 8")
+    batch_size: int = config_field(32, "texts per encoder batch")
+    lexical_C: float = config_field(1.0, "C of the per-label TF-IDF LinearSVCs")
+    semantic_C: float = config_field(10.0, "C of the per-label embedding logistic regressions")
+    folds: int = config_field(5, "frozen encoder: cross-fitting folds that choose fusion, calibration and "
+                                 "thresholds")
+    augment_below: int = config_field(500, "training sets smaller than this are augmented up to it")
+    epochs: int = config_field(0, "epochs of top-layer fine-tuning; 0 keeps the encoder frozen (choices "
+                                  "cross-fitted), else choices are made on a validation split")
+    learning_rate: float = config_field(1e-4, "fine-tuning learning rate")
+    tuned_layers: int = config_field(2, "top transformer layers to fine-tune (the encoder's depth: all)")
+    validation_fraction: float = config_field(0.2, "fine-tuning: the share held out to choose the epoch, "
+                                                   "fusion, calibration and thresholds")
+    seed: int = config_field(0, "seed of folds, splits and tuning")
+    scrub_pii: bool = config_field(True, "replace e-mail addresses, phone numbers, ... before training and "
+                                         "prediction")
+    inference: str = config_field("torch", " | ".join(INFERENCE_BACKENDS) + "; a service can choose another at "
+                                  "load time")
 
     def __post_init__(self):
         check_inference(self.inference)
@@ -85,8 +90,6 @@ class ClassifierConfig:
         validation sample."""
         return 2 if self.epochs else self.folds
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def check_inference(inference: str) -> str:

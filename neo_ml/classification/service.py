@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from neo_ml import paths
-from neo_ml.checkpoints import recover_folder
 from neo_ml.classification.checkpoint import is_plain_name, load_classifier, save_classifier
 from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier, check_inference
@@ -30,6 +29,7 @@ from neo_ml.data.documents import unicode_problem
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
 from neo_ml.errors import ClassifierNotFoundError, InvalidRequestError, brief
+from neo_ml.files import recover_folder
 from neo_ml.serving import RateLimiter, admit, check_list, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)
@@ -106,24 +106,21 @@ class MLClassificationService:
         """The taxonomy codes the served model knows, in its column order."""
         return list(self._load_model().label_map.labels)
 
-    def fine_tune(self, labeled_data: list[LabeledText], epochs: int = _DEFAULTS.epochs,
-                  batch_size: int = _DEFAULTS.batch_size, learning_rate: float = _DEFAULTS.learning_rate,
-                  max_length: int = _DEFAULTS.max_length, tuned_layers: int = _DEFAULTS.tuned_layers,
-                  folds: int = _DEFAULTS.folds, validation_fraction: float = _DEFAULTS.validation_fraction,
-                  seed: int = _DEFAULTS.seed, progress: bool = False) -> dict[str, float]:
+    def fine_tune(self, labeled_data: list[LabeledText], config: ClassifierConfig | None = None,
+                  progress: bool = False, **changes) -> dict[str, float]:
         """Train on (text, labels) pairs and save to the checkpoint folder; returns held-out metrics.
 
-        ``epochs=0`` keeps the encoder frozen (choices cross-fitted over
-        ``folds``); otherwise its top ``tuned_layers`` are fine-tuned and the
-        epoch, fusion, calibration and thresholds are chosen on a validation
-        split (see ``classification.model``). A failed run leaves the previous
-        checkpoint in place.
+        ``config`` (default: ``ClassifierConfig`` with this service's encoder and
+        inference backend) with any of its fields changed by keyword, e.g.
+        ``fine_tune(pairs, epochs=3, learning_rate=1e-4)``. ``epochs=0`` keeps the
+        encoder frozen (choices cross-fitted over ``folds``); otherwise its top
+        ``tuned_layers`` are fine-tuned and the epoch, fusion, calibration and
+        thresholds are chosen on a validation split (see ``classification.model``).
+        A failed run leaves the previous checkpoint in place.
         """
         samples = _labeled_samples(labeled_data)
-        config = ClassifierConfig(encoder=self.model_name, max_length=max_length, batch_size=batch_size,
-                                  epochs=epochs, learning_rate=learning_rate, tuned_layers=tuned_layers,
-                                  folds=folds, validation_fraction=validation_fraction, seed=seed,
-                                  inference=self.inference or _DEFAULTS.inference)
+        base = config or ClassifierConfig(encoder=self.model_name, inference=self.inference or _DEFAULTS.inference)
+        config = ClassifierConfig.from_mapping({**base.to_dict(), **changes}, "fine_tune")
         model = TaxonomyClassifier(config)
         metrics = model.fit(samples, progress=progress)
         save_classifier(model, self.checkpoint_dir, metrics)

@@ -119,6 +119,13 @@ def load_movielens_100k(cache_dir: Path | None = None, verify: bool = True) -> p
     return ratings
 
 
+def load_movielens_interactions():
+    """MovieLens-100k as backend interactions: type ``rating``, strength rating / 5."""
+    ratings = load_movielens_100k()
+    frame = ratings.assign(interaction_type="rating", implicit_rating=ratings["rating"] / 5.0)
+    return frame[["user_id", "item_id", "timestamp", "interaction_type", "implicit_rating"]]
+
+
 def load_movielens_titles(cache_dir: Path | None = None) -> dict[str, str]:
     """item_id -> movie title, for showing recommendations to people."""
     load_movielens_100k(cache_dir)

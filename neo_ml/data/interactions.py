@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from neo_ml.data.documents import read_json, records_and_metadata, unicode_problem
-from neo_ml.data.splits import build_id_maps
+from neo_ml.data.ids import build_id_maps
 from neo_ml.errors import DataFormatError, brief
 
 log = logging.getLogger(__name__)

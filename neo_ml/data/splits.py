@@ -1,8 +1,8 @@
-"""ID maps, evaluation splits and negative sampling for implicit feedback.
+"""Evaluation split protocols for implicit feedback: NCF-LOO, random hold-out, 80/20 and 75/25.
 
 All splits work on an interactions frame with columns ``user_id``, ``item_id``
 and ``timestamp`` (ids as strings) and return integer indices from one
-:class:`IdMap` per side, so every model and metric shares the same numbering.
+:class:`~neo_ml.data.ids.IdMap` per side, so every model and metric shares the same numbering.
 """
 
 from __future__ import annotations
@@ -13,49 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neo_ml.data.ids import IdMap, build_id_maps
 from neo_ml.errors import DataFormatError
-
-
-def _natural_order(ids) -> list[str]:
-    """Sorted ids; numerically when every id is an integer, so '10' follows '9'."""
-    ids = sorted({str(i) for i in ids})
-    if all(i.lstrip("-").isdigit() for i in ids):
-        return sorted(ids, key=int)
-    return ids
-
-
-@dataclass(frozen=True)
-class IdMap:
-    """External string ids <-> contiguous indices 0..n-1."""
-
-    ids: tuple[str, ...]
-
-    @classmethod
-    def from_ids(cls, ids) -> IdMap:
-        return cls(tuple(_natural_order(ids)))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def index(self) -> dict[str, int]:
-        cached = self.__dict__.get("_index")
-        if cached is None:
-            cached = {key: i for i, key in enumerate(self.ids)}
-            object.__setattr__(self, "_index", cached)
-        return cached
-
-    def to_dict(self) -> dict[str, int]:
-        return dict(self.index)
-
-    def encode(self, ids) -> np.ndarray:
-        """Indices of known ids; raises KeyError naming the first unknown one."""
-        index = self.index
-        return np.fromiter((index[str(i)] for i in ids), dtype=np.int64)
-
-
-def build_id_maps(interactions: pd.DataFrame) -> tuple[IdMap, IdMap]:
-    return IdMap.from_ids(interactions["user_id"]), IdMap.from_ids(interactions["item_id"])
 
 
 @dataclass
@@ -304,68 +263,3 @@ def split_80_20(interactions: pd.DataFrame, seed: int = 42) -> tuple[pd.DataFram
 def split_75_25(interactions: pd.DataFrame, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Microsoft Recommenders' ``python_stratified_split(ratio=0.75)`` protocol."""
     return random_split_per_user(interactions, 0.25, seed)
-
-
-class NegativeSampler:
-    """Vectorised uniform negative sampling that never returns a known positive.
-
-    Known positives are held as sorted ``user * num_items + item`` keys, so a
-    membership test for a whole batch is one ``searchsorted``.
-    """
-
-    def __init__(self, positives: np.ndarray, num_items: int):
-        self.num_items = int(num_items)
-        self.keys = np.unique(positives[:, 0].astype(np.int64) * self.num_items + positives[:, 1])
-        counts = np.bincount(positives[:, 0], minlength=int(positives[:, 0].max()) + 1)
-        if (counts >= self.num_items).any():
-            raise DataFormatError("a user has interacted with every item; no negatives exist")
-
-    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        keys = users.astype(np.int64) * self.num_items + items
-        pos = np.searchsorted(self.keys, keys)
-        pos[pos == len(self.keys)] = 0
-        return self.keys[pos] == keys
-
-    def sample(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        items = rng.integers(0, self.num_items, size=len(users))
-        bad = np.flatnonzero(self.is_positive(users, items))
-        while len(bad):
-            items[bad] = rng.integers(0, self.num_items, size=len(bad))
-            bad = bad[self.is_positive(users[bad], items[bad])]
-        return items
-
-
-@dataclass
-class TrainingBatch:
-    users: np.ndarray
-    items: np.ndarray
-    labels: np.ndarray  # 1.0 for the positives first, then 0.0 for their negatives
-    history: np.ndarray | None  # the user's items before each pair's positive (see history_before_each)
-
-
-def epoch_batches(positives: np.ndarray, sampler: NegativeSampler, ratio: int, positives_per_batch: int,
-                  seed: int, epoch: int, history_length: int = 0, rank: int = 0, world_size: int = 1):
-    """One epoch of training batches, streamed: each positive once, with ``ratio`` fresh negatives.
-
-    Negatives are drawn batch by batch, so memory does not grow with the
-    epoch. The shuffle depends on (seed, epoch) only, and each of
-    ``world_size`` ranks takes every ``world_size``-th positive of it: the
-    shards are disjoint and equally long (up to ``world_size - 1`` positives
-    sit out an epoch, different ones each time). Negatives come from a
-    generator of (seed, epoch, rank), so an epoch is the same however often
-    it is run, which makes resuming exact.
-    """
-    order = np.random.default_rng([seed, epoch]).permutation(len(positives))
-    shard = order[:len(order) - len(order) % world_size][rank::world_size]
-    rng = np.random.default_rng([seed, epoch, rank])
-    for start in range(0, len(shard), positives_per_batch):
-        rows = shard[start:start + positives_per_batch]
-        pair_rows = np.concatenate([rows, np.repeat(rows, ratio)])
-        users = positives[pair_rows, 0]
-        items = positives[pair_rows, 1]
-        items[len(rows):] = sampler.sample(users[len(rows):], rng)
-        labels = np.zeros(len(pair_rows), np.float32)
-        labels[:len(rows)] = 1
-        history = history_before_rows(positives, pair_rows, history_length, sampler.num_items) \
-            if history_length else None
-        yield TrainingBatch(users, items, labels, history)

@@ -6,6 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
+# The seed's model: an MLP tower [128, 64, 32] over user and item ids, no history, with the batch size and
+# learning rate it was measured at; the rest of a run's config (epochs, patience, seed) applies to it too.
+SEED_MLP = {"architecture": "mlp", "history_length": 0, "batch_size": 256, "learning_rate": 1e-3}
+
 
 class PopularityModel(nn.Module):
     """Scores an item by its number of training interactions, the same for every user."""

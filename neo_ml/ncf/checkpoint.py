@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neo_ml.checkpoints import package_versions, read_verified, write_verified
-from neo_ml.data.splits import IdMap
+from neo_ml.data.ids import IdMap
 from neo_ml.errors import CheckpointError, NCFModelNotFoundError
+from neo_ml.files import package_versions, read_verified, write_verified
 from neo_ml.ncf.model import build_model
 
 FORMAT_VERSION = 1

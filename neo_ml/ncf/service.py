@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from neo_ml import paths
 from neo_ml.data import db as database
 from neo_ml.data.documents import unicode_problem
-from neo_ml.distributed import choose_device
+from neo_ml.devices import choose_device
 from neo_ml.errors import ColdStartError, InvalidRequestError, brief
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 from neo_ml.ncf.retrieval import build_index
@@ -129,6 +129,16 @@ class NCFService:
             log.info("Loaded NCF %s from %s: %s", checkpoint["architecture"], self.model_path,
                      checkpoint["training_metrics"])
             self.model = model
+
+    def known_user_ids(self) -> list[str]:
+        """The user ids the checkpoint was trained on, in its order."""
+        self._load_model()
+        return list(self.user_id_map)
+
+    def known_item_ids(self) -> list[str]:
+        """The item ids the checkpoint can score, in its order."""
+        self._load_model()
+        return self.item_ids.tolist()
 
     @torch.no_grad()
     def _build_index(self, model):

@@ -1,13 +1,13 @@
 """Training loop for the NCF family: read it top to bottom.
 
 Each epoch streams batches of shuffled positives, each with ``num_negatives``
-fresh negatives drawn for that batch only (``data.splits.epoch_batches``), so
+fresh negatives drawn for that batch only (``ncf.sampling.epoch_batches``), so
 memory does not grow with the epoch. One pass of Adam with binary
 cross-entropy on logits, then the validation item of every user is scored.
 The epoch with the best validation metric is kept; training stops after
 ``patience`` epochs without improvement. The test item is never looked at here.
 
-Under torchrun (``distributed.Ranks``) each rank trains on its own shard of
+Under torchrun (``devices.Ranks``) each rank trains on its own shard of
 every epoch with DistributedDataParallel; a batch of ``batch_size`` pairs is
 split between the ranks, so the optimisation is the same as one process's.
 Rank 0 evaluates, decides, and writes the state; the others follow its
@@ -26,7 +26,7 @@ import copy
 import io
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,41 +34,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from neo_ml.checkpoints import checksum_path, read_verified, write_verified
-from neo_ml.data.splits import LeaveOneOutSplit, NegativeSampler, epoch_batches
-from neo_ml.distributed import Ranks, choose_device
+from neo_ml.data.splits import LeaveOneOutSplit
+from neo_ml.devices import Ranks, choose_device
 from neo_ml.errors import CheckpointError, NeoMLError, TrainingDivergedError
+from neo_ml.files import checksum_path, read_verified, write_verified
+from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import evaluate_model
 from neo_ml.ncf.model import build_model
+from neo_ml.ncf.sampling import NegativeSampler, epoch_batches
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class NCFConfig:
-    """Every knob of a training run; saved into the checkpoint as plain values."""
-
-    architecture: str = "neumf"
-    embedding_dim: int = 64
-    hidden_layers: list[int] = field(default_factory=lambda: [128, 64, 32])
-    gmf_dim: int | None = None
-    dropout: float = 0.0
-    history_length: int = 5
-    epochs: int = 20
-    batch_size: int = 1024
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.0
-    num_negatives: int = 4
-    patience: int = 3
-    select_metric: str = "ndcg@10"
-    seed: int = 42
-    threads: int | None = None
-    device: str | None = None  # None: CUDA when present, else the CPU
-    sparse: bool = False  # sparse embedding gradients (SparseAdam): a step touches only the batch's rows
-
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -119,8 +119,8 @@ def test_missing_checkpoint_names_the_training_command(tmp_path):
 
 def test_training_command_on_a_small_real_json_file(tmp_path, dewey_subset, capsys):
     """About the size of Neo Alexandria's own benchmark file: 120 samples, some with two labels."""
+    from neo_ml.commands.train_classification import main
     from neo_ml.data.text import samples_to_document
-    from neo_ml.train_classification import main
 
     data = tmp_path / "small.json"
     data.write_text(json.dumps(samples_to_document(dewey_subset[0][:120])))
@@ -134,7 +134,7 @@ def test_training_command_on_a_small_real_json_file(tmp_path, dewey_subset, caps
 
 
 def test_training_command_refuses_bad_input(tmp_path, capsys):
-    from neo_ml.train_classification import main
+    from neo_ml.commands.train_classification import main
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"samples": [{"text": "ok", "taxonomy_codes": ["000"]}, {"text": "no labels"}]}')

@@ -3,7 +3,7 @@
 import nbformat
 
 from neo_ml import paths
-from neo_ml.workbook import DOC_PLOTS, clean, notebook_paths
+from neo_ml.workbook.notebooks import DOC_PLOTS, clean, notebook_paths
 
 
 def test_committed_notebooks_hold_no_images_and_stay_small():

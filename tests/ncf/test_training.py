@@ -2,11 +2,12 @@ import json
 
 import pytest
 
+from neo_ml.commands.train_ncf import main
 from neo_ml.data.splits import leave_one_out_split
 from neo_ml.ncf.baselines import PopularityModel
+from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import evaluate_model
-from neo_ml.ncf.train import NCFConfig, train_ncf_model
-from neo_ml.train_ncf import main
+from neo_ml.ncf.train import train_ncf_model
 
 
 def test_training_beats_popularity_end_to_end(synthetic_split):
@@ -58,10 +59,8 @@ def test_command_prints_one_json_line(trained_checkpoint, synthetic_json, tmp_pa
     assert out.is_file()
 
 
-def test_held_out_test_is_evaluated_not_trained_on(tmp_path, capsys):
-    from test_loaders import BACKEND_FORMAT
-
-    document = json.loads(json.dumps(BACKEND_FORMAT))
+def test_held_out_test_is_evaluated_not_trained_on(tmp_path, capsys, backend_document):
+    document = backend_document
     document["interactions"] += [{"user_id": f"user_{u:03d}", "resource_id": f"resource_{(u * 7 + k) % 40:03d}",
                                   "timestamp": 1_700_000_000 + 60 * k, "strength": 1.0}
                                  for u in range(30) for k in range(8)]
@@ -90,12 +89,12 @@ def test_bad_input_exits_1_with_one_line_and_keeps_the_old_checkpoint(tmp_path, 
 
 def test_bad_arguments_exit_1(tmp_path, synthetic_json, capsys):
     assert main(["--data", str(synthetic_json), "--output", str(tmp_path / "m.pt"), "--epochs", "0"]) == 1
-    assert "--epochs must be positive" in capsys.readouterr().err
+    assert "error: epochs must be a positive integer, got 0" in capsys.readouterr().err
     assert main(["--data", "nonsense", "--output", str(tmp_path / "m.pt")]) == 1
 
 
 def test_import_then_train_from_the_database(tmp_path, synthetic_json, capsys):
-    from neo_ml.import_data import main as import_main
+    from neo_ml.commands.import_data import main as import_main
 
     url = f"sqlite:///{tmp_path / 'neo.db'}"
     assert import_main(["--data", str(synthetic_json), "--database", url]) == 0

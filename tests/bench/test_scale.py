@@ -5,8 +5,9 @@ import torch
 
 from neo_ml.data.splits import coded_leave_one_out_split, leave_one_out_split
 from neo_ml.data.synthetic import create_scale_interactions
+from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.model import build_model
-from neo_ml.ncf.train import NCFConfig, train_ncf_model
+from neo_ml.ncf.train import train_ncf_model
 
 
 def test_scale_generator_gives_distinct_pairs_near_the_target_with_taste():

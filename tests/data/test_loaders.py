@@ -25,20 +25,7 @@ SEED_FORMAT = {
     "held_out_test": [{"user_id": "user_1", "relevant_items": ["item_3"],
                        "candidate_items": ["item_3", "item_1"]}],
 }
-BACKEND_FORMAT = {
-    "metadata": {"dataset_name": "recommendation_benchmark_v1"},
-    "interactions": [
-        {"user_id": "user_035", "resource_id": "resource_013", "interaction_type": "bookmark",
-         "strength": 0.82, "timestamp": "2025-01-22T03:49:00"},
-        {"user_id": "user_036", "resource_id": "resource_014", "interaction_type": "view",
-         "strength": 0.3, "timestamp": "2025-01-22T04:49:00"},
-    ],
-    "held_out_test": [
-        {"user_id": "user_035", "resource_id": "resource_014", "is_relevant": True},
-        {"user_id": "user_035", "resource_id": "resource_099", "is_relevant": False},
-        {"user_id": "user_035", "resource_id": "resource_014", "is_relevant": True},
-    ],
-}
+
 
 
 def _write(tmp_path, document, name="data.json"):
@@ -56,8 +43,8 @@ def test_seed_format(tmp_path):
     assert data.held_out_test[0].relevant_items == ["item_3"]
 
 
-def test_backend_export_format(tmp_path):
-    data = read_interactions_json(_write(tmp_path, BACKEND_FORMAT))
+def test_backend_export_format(tmp_path, backend_document):
+    data = read_interactions_json(_write(tmp_path, backend_document))
     assert list(data.interactions["item_id"]) == ["resource_013", "resource_014"]
     assert data.interactions["implicit_rating"].tolist() == [0.82, 0.3]
     (case,) = data.held_out_test  # flat rows grouped by user, duplicates merged

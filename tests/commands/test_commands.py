@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from neo_ml import import_data, pipeline, train_classification, train_ncf
+from neo_ml.commands import import_data, pipeline, train_classification, train_ncf
 
 
 def _write(tmp_path, name, text):

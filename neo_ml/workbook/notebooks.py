@@ -1,6 +1,6 @@
 """Keep the committed notebooks clean and their stored outputs fresh for nbval.
 
-    python -m neo_ml.workbook refresh [notebooks/02_train_ncf.ipynb ...]
+    python -m neo_ml.workbook refresh [notebooks/02_train_ncf.ipynb ...]   (commands/workbook.py)
     python -m neo_ml.workbook clean   [...]
 
 ``refresh`` executes each notebook in place with its default parameters (in
@@ -14,9 +14,7 @@ copied from the notebooks' run folder into ``docs/img/``.
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
@@ -61,23 +59,3 @@ def copy_doc_plots() -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in DOC_PLOTS:
         shutil.copyfile(source / name, target / name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m neo_ml.workbook", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["refresh", "clean"])
-    parser.add_argument("notebooks", nargs="*")
-    args = parser.parse_args(argv)
-    for path in notebook_paths(args.notebooks):
-        print(f"{args.action}: {path}", file=sys.stderr, flush=True)
-        if args.action == "refresh":
-            refresh(path)
-        else:
-            nbformat.write(clean(nbformat.read(path, as_version=4)), path)
-    if args.action == "refresh" and not args.notebooks:
-        copy_doc_plots()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

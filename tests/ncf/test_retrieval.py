@@ -6,10 +6,11 @@ import torch
 
 from neo_ml import InvalidRequestError, NCFService
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.model import build_model
 from neo_ml.ncf.retrieval import IVFIndex, MatmulIndex
 from neo_ml.ncf.service import _hide_repeats
-from neo_ml.ncf.train import NCFConfig, train_ncf_model
+from neo_ml.ncf.train import train_ncf_model
 
 
 def _items(ranked):

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from neo_ml import paths
-from neo_ml.pipeline import STAGES, PipelineError, load_config, main, run_pipeline
+from neo_ml.commands.pipeline import main
+from neo_ml.workbook.pipeline import STAGES, PipelineError, load_config, run_pipeline
 
 TINY = paths.PROJECT_ROOT / "configs" / "tiny.yaml"
 RUN_STAGES = list(STAGES)
@@ -31,7 +32,7 @@ def test_the_run_folder_holds_notebooks_metrics_plots_report_and_manifest(tiny_r
     report = (tiny_run / "report.md").read_text()
     assert all(f"plots/{name}.png" in report for name in plots)
     manifest = json.loads((tiny_run / "manifest.json").read_text())
-    assert set(manifest["seconds"]) == set(RUN_STAGES) and manifest["parameters"]["ncf"]["EPOCHS"] == 2
+    assert set(manifest["seconds"]) == set(RUN_STAGES) and manifest["parameters"]["ncf"]["CONFIG"]["epochs"] == 2
     assert manifest["data_checksums"]["ml-100k"].startswith("50895172")
     assert "torch" in manifest["package_versions"]
     assert (tiny_run / "models" / "ncf_benchmark_v1.pt").is_file()
@@ -67,6 +68,12 @@ def _config(tmp_path, text):
     ("training:\n  epochs: 3\n", r"unknown section\(s\) \['training'\]"),
     ("ncf: [1, 2]\n", "section 'ncf' must be a mapping"),
     ("ncf:\n  data: [unclosed\n", "not valid YAML"),
+    ("ncf:\n  data: ml-100k\n", r"ncf.data: a dataset is named once, at the top level"),
+    ("classification:\n  text_corpus: r8\n", r"classification.text_corpus: a dataset is named once"),
+    ("ncf:\n  epochs: 3\n  config: {epochs: 4}\n", r"ncf: epochs is set both flat and under config:"),
+    ("ncf:\n  config: {epochz: 4}\n", r"section 'ncf': config: unknown NCFConfig field\(s\) \['epochz'\]"),
+    ("ncf:\n  config: [1]\n", r"ncf.config must be a mapping of NCFConfig fields"),
+    ("classification:\n  max_length: 4\n", r"section 'classification': max_length must be an integer >= 8, got 4"),
 ])
 def test_bad_configs_are_refused_naming_file_and_key(tmp_path, text, message):
     with pytest.raises(PipelineError, match=message):
@@ -74,7 +81,28 @@ def test_bad_configs_are_refused_naming_file_and_key(tmp_path, text, message):
 
 
 def test_a_missing_data_file_stops_the_run_before_any_notebook(tmp_path, capsys):
-    config = _config(tmp_path, "ncf:\n  data: /nowhere/interactions.json\n")
+    config = _config(tmp_path, "interactions: /nowhere/interactions.json\n")
     assert main(["--config", str(config), "--run-name", "broken", "--no-progress"]) == 1
-    assert "ncf.data: data file /nowhere/interactions.json not found" in capsys.readouterr().err
+    assert "config.yaml: interactions: data file /nowhere/interactions.json not found" in capsys.readouterr().err
     assert not (paths.outputs_dir() / "runs" / "broken" / "notebooks").exists()
+
+
+def test_any_config_field_may_be_set_flat_or_under_config_over_the_notebook_default(tmp_path):
+    config = load_config(_config(tmp_path, "seed: 7\ninteractions: ml-100k\ntext_corpus: r8\n"
+                                           "ncf:\n  embedding_dim: 16\n  config: {hidden_layers: [32, 16]}\n"
+                                           "classification:\n  semantic_C: 2.0\n"))
+    assert config["ncf"]["CONFIG"] == {"hidden_layers": [32, 16], "embedding_dim": 16}
+    assert config["ncf"]["INTERACTIONS"] == "ml-100k" and config["prepare"]["INTERACTIONS"] == "ml-100k"
+    # the notebook's own CONFIG default stays under what the YAML sets
+    assert config["classification"]["CONFIG"] == {"epochs": 2, "tuned_layers": 2, "learning_rate": 1e-4,
+                                                  "max_length": 64, "semantic_C": 2.0}
+    assert config["classification"]["TEXT_CORPUS"] == "r8" and "TEXT_CORPUS" not in config["ncf"]
+    assert all(values["SEED"] == 7 for values in config.values())
+
+
+def test_the_notebooks_agree_on_their_default_datasets():
+    from neo_ml.workbook.pipeline import notebook_parameters, notebooks_dir
+
+    defaults = [notebook_parameters(notebooks_dir() / notebook) for notebook in STAGES.values()]
+    for name in ("INTERACTIONS", "TEXT_CORPUS"):
+        assert len({values[name] for values in defaults if name in values}) == 1, name

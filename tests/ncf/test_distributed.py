@@ -1,21 +1,14 @@
 """DistributedDataParallel training under torchrun: two CPU processes learn what one does."""
 
-from dataclasses import fields
-
 import pytest
 
 from neo_ml import NCFService
+from neo_ml.commands import config_from
+from neo_ml.commands.train_ncf import make_parser
 from neo_ml.errors import NeoMLError
-from neo_ml.ncf.train import NCFConfig
-from neo_ml.train_ncf import (
-    TrainingData,
-    build_parser,
-    config_arguments,
-    load_training_data,
-    run_distributed,
-    run_training,
-    training_state_path,
-)
+from neo_ml.ncf.config import NCFConfig
+from neo_ml.ncf.data import TrainingData, load_training_data
+from neo_ml.ncf.run import config_arguments, run_distributed, run_training, training_state_path
 
 
 def test_every_config_field_round_trips_through_the_command_line():
@@ -23,8 +16,8 @@ def test_every_config_field_round_trips_through_the_command_line():
                        history_length=0, epochs=3, batch_size=64, learning_rate=0.01, weight_decay=0.0,
                        num_negatives=2, patience=1, select_metric="hr@10", seed=5, threads=1, device="cpu",
                        sparse=True)
-    args = build_parser().parse_args(["--data", "x", "--output", "y", *config_arguments(config)])
-    assert NCFConfig(**{f.name: getattr(args, f.name) for f in fields(NCFConfig)}) == config
+    args = make_parser().parse_args(["--data", "x", "--output", "y", *config_arguments(config)])
+    assert config_from(args, NCFConfig) == config
 
 
 def test_two_processes_match_one_on_movielens(tmp_path):

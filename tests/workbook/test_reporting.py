@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from neo_ml import reporting
+from neo_ml.workbook import reporting
 
 PLOTS = {
     "interaction_long_tail": lambda run: reporting.plot_long_tail([50, 20, 5, 1, 1], run),

@@ -10,11 +10,13 @@ import time
 import pytest
 import torch
 
-from neo_ml.checkpoints import checksum_path
+from neo_ml.commands.train_ncf import main
 from neo_ml.data.splits import leave_one_out_split
 from neo_ml.errors import CheckpointError, TrainingDivergedError
-from neo_ml.ncf.train import NCFConfig, train_ncf_model
-from neo_ml.train_ncf import main, training_state_path
+from neo_ml.files import checksum_path
+from neo_ml.ncf.config import NCFConfig
+from neo_ml.ncf.run import training_state_path
+from neo_ml.ncf.train import train_ncf_model
 
 CONFIG = dict(embedding_dim=8, hidden_layers=[8], batch_size=128, history_length=2, patience=10, seed=3)
 

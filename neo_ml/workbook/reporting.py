@@ -20,7 +20,7 @@ if not INLINE:
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neo_ml.checkpoints import write_json  # noqa: E402
+from neo_ml.files import write_json  # noqa: E402
 
 
 def save(fig, run_dir: str | Path | None, name: str):

@@ -22,16 +22,24 @@ from neo_ml.errors import InvalidRequestError, NeoMLError, brief
 DEVICE_TYPES = ("cpu", "cuda")  # what the models are tested on
 
 
-def choose_device(name: str | None = None, local_rank: int = 0) -> torch.device:
-    """``None``/"auto": the rank's CUDA device when one exists, else the CPU; or the device named."""
-    if name in (None, "auto"):
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+def check_device_name(name) -> torch.device | None:
+    """The device ``name`` spells (``None`` for "auto"), whether or not this machine has it."""
+    if name == "auto":
+        return None
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError, ValueError):
         device = None
     if device is None or device.type not in DEVICE_TYPES:
         raise InvalidRequestError(f"device {brief(name)}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return device
+
+
+def choose_device(name: str | None = None, local_rank: int = 0) -> torch.device:
+    """``None``/"auto": the rank's CUDA device when one exists, else the CPU; or the device named."""
+    if name in (None, "auto"):
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = check_device_name(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise NeoMLError(f"device {name!r} asked for, but torch sees no CUDA device")
     return device

@@ -1,0 +1,189 @@
+"""The NCF suite: quality on the published protocols and serving latency (``python -m neo_ml.benchmark ncf``).
+
+NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
+negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
+epoch chosen on the validation item, mean +- sd over seeds, for the default
+NCF configuration, the plain NeuMF, the seed's MLP and popularity. Then the
+Recommenders 75/25 protocol, and the p50/p95 latency of ``NCFService``
+(``predict_batch`` of 10 items; ``recommend`` top 10 with seen items read from
+a SQLite database). Results also go to ``outputs/benchmarks/`` as JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neo_ml import paths
+from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
+from neo_ml.data import db as database
+from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions
+from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split, random_holdout_split, split_75_25
+from neo_ml.ncf.baselines import SEED_MLP, PopularityModel
+from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.config import NCFConfig
+from neo_ml.ncf.evaluate import evaluate_model, top_k_metrics
+from neo_ml.ncf.service import NCFService
+from neo_ml.ncf.train import train_ncf_model
+
+SPLIT_SEED = 2017
+# name -> changes to the default NCFConfig
+NCF_VARIANTS = {
+    "NeuMF + history (default)": {},
+    "NeuMF, no history": {**SEED_MLP, "architecture": "neumf"},
+    "MLP [128,64,32] (seed), no history": SEED_MLP,
+}
+LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
+
+
+def movielens_loo_split(ratings: pd.DataFrame) -> LeaveOneOutSplit:
+    """The NCF-LOO split with its negatives, saved once so every model ranks the same candidates."""
+    # v2: negatives drawn by rejection sampling (``sample_unseen_items``); a v1 file holds other draws.
+    path = paths.data_dir() / "ml-100k" / f"ncf_loo_v2_seed{SPLIT_SEED}_{ML100K_CHECKSUM[:12]}.npz"
+    if path.is_file():
+        return LeaveOneOutSplit.load(path)
+    split = leave_one_out_split(ratings, seed=SPLIT_SEED)
+    split.save(path)
+    return split
+
+
+def _summary(runs: list[dict], keys) -> dict:
+    out = {}
+    for key in keys:
+        values = np.array([run[key] for run in runs], dtype=float)
+        out[key] = float(values.mean())
+        out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def benchmark_loo(split: LeaveOneOutSplit, seeds, variants) -> tuple[dict, dict]:
+    """Test metrics per variant (mean/sd over seeds); also returns the first default model."""
+    results, first_model = {}, None
+    pop = evaluate_model(PopularityModel(split.train, split.num_items), split, "test")
+    results["Popularity"] = {**pop, "train_seconds": 0.0, "runs": [pop]}
+    for name, changes in variants.items():
+        runs = []
+        for seed in seeds:
+            trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False)
+            test = evaluate_model(trained.model, split, "test")
+            runs.append({**test, "seed": seed, "best_epoch": trained.best_epoch,
+                         "train_seconds": trained.train_seconds})
+            print(f"  {name:38s} seed {seed}: " + "  ".join(f"{k} {test[k]:.4f}" for k in LOO_KEYS)
+                  + f"  epoch {trained.best_epoch}  {trained.train_seconds:.1f}s", file=sys.stderr)
+            if first_model is None:
+                first_model = trained
+        results[name] = {**_summary(runs, (*LOO_KEYS, "train_seconds")), "runs": runs}
+    return results, first_model
+
+
+# 75/25 test items are a random quarter of each user's interactions, not the latest ones: epochs are
+# chosen on one random training interaction per user, by full-ranking NDCG@10 like the protocol.
+VARIANTS_75_25 = {
+    "NeuMF + history (default)": {"select_metric": "ndcg@10_full"},
+    "NeuMF, no history": {"history_length": 0, "select_metric": "ndcg@10_full"},
+}
+
+
+def benchmark_75_25(ratings: pd.DataFrame, seeds, variants=None, k: int = 10) -> dict:
+    """Recommenders' protocol: random 75/25 per user (seed 42), top-k over items not in train."""
+    train, test = split_75_25(ratings, seed=42)
+    split = random_holdout_split(train, seed=SPLIT_SEED)
+    relevant_by_user = test.groupby("user_id")["item_id"].apply(set)
+    users = np.array([u for u in split.users.ids if u in relevant_by_user.index])
+    user_idx = split.users.encode(users)
+    relevant = [relevant_by_user[u] for u in users]
+    seen = split.train_plus_validation()
+    rows = np.full(split.num_users, -1)
+    rows[user_idx] = np.arange(len(user_idx))
+
+    def top_k(model) -> list[list[str]]:
+        history = split.history_for("test", model.history_length)[user_idx] if model.history_length else None
+        scores = model.score_all_items(torch.as_tensor(user_idx),
+                                       None if history is None else torch.as_tensor(history)).numpy()
+        mask = rows[seen[:, 0]] >= 0
+        scores[rows[seen[mask, 0]], seen[mask, 1]] = -np.inf  # nothing from train is recommended
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [[split.items.ids[i] for i in row] for row in best]
+
+    out = {"Popularity": top_k_metrics(top_k(PopularityModel(seen, split.num_items)), relevant, k)}
+    for name, changes in (variants or VARIANTS_75_25).items():
+        runs = []
+        for seed in seeds:
+            trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False)
+            runs.append({**top_k_metrics(top_k(trained.model), relevant, k), "best_epoch": trained.best_epoch,
+                         "train_seconds": trained.train_seconds})
+            print(f"  75/25 {name:32s} seed {seed}: ndcg@10 {runs[-1]['ndcg@10']:.4f}  "
+                  f"epoch {trained.best_epoch}", file=sys.stderr)
+        out[name] = {**_summary(runs, [key for key in runs[0] if key != "runs"]), "runs": runs}
+    return out
+
+
+def time_ncf_service(service: NCFService, calls: int, seed: int = 0, warmup: int = 100) -> dict[str, list[float]]:
+    """Seconds per call of ``predict_batch`` (10 items) and ``recommend`` (top 10), on users and items
+    drawn at random from those the checkpoint knows."""
+    rng = np.random.default_rng(seed)
+    users = rng.choice(np.array(service.known_user_ids()), calls)
+    item_sets = rng.choice(np.array(service.known_item_ids()), (calls, 10))
+    return {"predict_batch": time_calls(service.predict_batch, [(u, items.tolist()) for u, items in
+                                                                zip(users, item_sets, strict=True)], warmup),
+            "recommend": time_calls(service.recommend, [(u, 10) for u in users], warmup)}
+
+
+def benchmark_latency(trained, split: LeaveOneOutSplit, calls: int = 2000) -> dict:
+    """p50/p95 of NCFService calls on a checkpoint and a SQLite database of all ratings."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "ncf.pt"
+        save_ncf_checkpoint(checkpoint, trained.model, trained.config.to_dict(), split.users, split.items,
+                            split.all_pairs(), {}, trained.history, ML100K_CHECKSUM, "ml-100k")
+        engine = database.connect(f"sqlite:///{Path(tmp) / 'ml100k.db'}")
+        database.import_interactions(engine, load_movielens_interactions())
+        samples = time_ncf_service(NCFService(db=engine, model_path=checkpoint), calls)
+        engine.dispose()
+    return {"predict_batch_10": latency_percentiles(samples["predict_batch"]),
+            "recommend_top10_sqlite": latency_percentiles(samples["recommend"]),
+            "torch_threads": torch.get_num_threads()}
+
+
+def format_report(report: dict) -> str:
+    lines = ["NCF-LOO, MovieLens-100k (split seed 2017, 99 saved negatives; test item, epoch chosen on "
+             f"validation; mean +- sd over seeds {report['seeds']})", "",
+             "| model | HR@10 sampled | NDCG@10 sampled | HR@10 full | NDCG@10 full | training s |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, row in report["loo"].items():
+        cells = [f"{row[k]:.3f} +- {row.get(k + '_sd', 0):.3f}" for k in LOO_KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['train_seconds']:.1f} |")
+    if "75_25" in report:
+        lines += ["", "Recommenders 75/25 (seed 42), top 10 over items not in train; epoch chosen on one random "
+                  "training item per user (full-ranking NDCG@10)",
+                  "", "| model | NDCG@10 | Precision@10 | Recall@10 | MAP@10 |", "| --- | --- | --- | --- | --- |"]
+        for name, row in report["75_25"].items():
+            cells = [f"{row[k]:.3f}" + (f" +- {row[k + '_sd']:.3f}" if k + "_sd" in row else "")
+                     for k in ("ndcg@10", "precision@10", "recall@10", "map@10")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "latency" in report:
+        lat = report["latency"]
+        lines += ["", f"NCFService latency ({lat['predict_batch_10']['calls']} calls each, "
+                      f"{lat['torch_threads']} torch threads)", "", "| call | p50 ms | p95 ms |", "| --- | --- | --- |"]
+        for name in ("predict_batch_10", "recommend_top10_sqlite"):
+            lines.append(f"| {name} | {lat[name]['p50_ms']:.3f} | {lat[name]['p95_ms']:.3f} |")
+    return "\n".join(lines)
+
+
+def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | None = None) -> dict:
+    ratings = load_movielens_100k()
+    split = movielens_loo_split(ratings)
+    variants = {k: v for k, v in NCF_VARIANTS.items() if not quick or not v}
+    started = time.perf_counter()
+    loo, trained = benchmark_loo(split, seeds, variants)
+    report = {"suite": "ncf", "seeds": list(seeds), "data": "ml-100k", "data_checksum": ML100K_CHECKSUM,
+              "default_config": NCFConfig().to_dict(), "variants": variants, "loo": loo}
+    if not quick:
+        report["75_25"] = benchmark_75_25(ratings, seeds)
+    report["latency"] = benchmark_latency(trained, split, calls=500 if quick else 2000)
+    return finish_report(report, started, output, format_report)

@@ -1,0 +1,76 @@
+"""Training negatives and batches for the NCF family: uniform negatives that are never a known positive,
+streamed one batch at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neo_ml.data.splits import history_before_rows
+from neo_ml.errors import DataFormatError
+
+
+class NegativeSampler:
+    """Vectorised uniform negative sampling that never returns a known positive.
+
+    Known positives are held as sorted ``user * num_items + item`` keys, so a
+    membership test for a whole batch is one ``searchsorted``.
+    """
+
+    def __init__(self, positives: np.ndarray, num_items: int):
+        self.num_items = int(num_items)
+        self.keys = np.unique(positives[:, 0].astype(np.int64) * self.num_items + positives[:, 1])
+        counts = np.bincount(positives[:, 0], minlength=int(positives[:, 0].max()) + 1)
+        if (counts >= self.num_items).any():
+            raise DataFormatError("a user has interacted with every item; no negatives exist")
+
+    def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users.astype(np.int64) * self.num_items + items
+        pos = np.searchsorted(self.keys, keys)
+        pos[pos == len(self.keys)] = 0
+        return self.keys[pos] == keys
+
+    def sample(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        items = rng.integers(0, self.num_items, size=len(users))
+        bad = np.flatnonzero(self.is_positive(users, items))
+        while len(bad):
+            items[bad] = rng.integers(0, self.num_items, size=len(bad))
+            bad = bad[self.is_positive(users[bad], items[bad])]
+        return items
+
+
+@dataclass
+class TrainingBatch:
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray  # 1.0 for the positives first, then 0.0 for their negatives
+    history: np.ndarray | None  # the user's items before each pair's positive (see history_before_each)
+
+
+def epoch_batches(positives: np.ndarray, sampler: NegativeSampler, ratio: int, positives_per_batch: int,
+                  seed: int, epoch: int, history_length: int = 0, rank: int = 0, world_size: int = 1):
+    """One epoch of training batches, streamed: each positive once, with ``ratio`` fresh negatives.
+
+    Negatives are drawn batch by batch, so memory does not grow with the
+    epoch. The shuffle depends on (seed, epoch) only, and each of
+    ``world_size`` ranks takes every ``world_size``-th positive of it: the
+    shards are disjoint and equally long (up to ``world_size - 1`` positives
+    sit out an epoch, different ones each time). Negatives come from a
+    generator of (seed, epoch, rank), so an epoch is the same however often
+    it is run, which makes resuming exact.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(len(positives))
+    shard = order[:len(order) - len(order) % world_size][rank::world_size]
+    rng = np.random.default_rng([seed, epoch, rank])
+    for start in range(0, len(shard), positives_per_batch):
+        rows = shard[start:start + positives_per_batch]
+        pair_rows = np.concatenate([rows, np.repeat(rows, ratio)])
+        users = positives[pair_rows, 0]
+        items = positives[pair_rows, 1]
+        items[len(rows):] = sampler.sample(users[len(rows):], rng)
+        labels = np.zeros(len(pair_rows), np.float32)
+        labels[:len(rows)] = 1
+        history = history_before_rows(positives, pair_rows, history_length, sampler.num_items) \
+            if history_length else None
+        yield TrainingBatch(users, items, labels, history)

@@ -26,7 +26,7 @@ from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split, random_holdout_split, split_75_25
 from neo_ml.ncf.baselines import SEED_MLP, PopularityModel
-from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.checkpoint import save_trained
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import evaluate_model, top_k_metrics
 from neo_ml.ncf.service import NCFService
@@ -139,8 +139,7 @@ def benchmark_latency(trained, split: LeaveOneOutSplit, calls: int = 2000) -> di
     """p50/p95 of NCFService calls on a checkpoint and a SQLite database of all ratings."""
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "ncf.pt"
-        save_ncf_checkpoint(checkpoint, trained.model, trained.config.to_dict(), split.users, split.items,
-                            split.all_pairs(), {}, trained.history, ML100K_CHECKSUM, "ml-100k")
+        save_trained(checkpoint, trained, split, {}, ML100K_CHECKSUM, "ml-100k")
         engine = database.connect(f"sqlite:///{Path(tmp) / 'ml100k.db'}")
         database.import_interactions(engine, load_movielens_interactions())
         samples = time_ncf_service(NCFService(db=engine, model_path=checkpoint), calls)

@@ -36,7 +36,7 @@ import torch
 from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.data.splits import coded_leave_one_out_split
 from neo_ml.data.synthetic import create_scale_interactions
-from neo_ml.ncf.checkpoint import save_ncf_checkpoint
+from neo_ml.ncf.checkpoint import save_trained
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.service import NCFService
 from neo_ml.ncf.train import train_ncf_model
@@ -124,8 +124,7 @@ def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int =
     split = coded_leave_one_out_split(coded, hold_out_test=False)
     config = NCFConfig(epochs=epochs, patience=epochs, sparse=True, seed=seed)
     result = train_ncf_model(split, config, progress=False)
-    save_ncf_checkpoint(path, result.model, config.to_dict(), split.users, split.items, split.all_pairs(),
-                        result.validation_metrics, result.history, f"synthetic:{seed}", "create_scale_interactions")
+    save_trained(path, result, split, result.validation_metrics, f"synthetic:{seed}", "create_scale_interactions")
     training = {"items": split.num_items, "train_seconds": result.train_seconds,
                 "val_hr@10": result.validation_metrics.get("val_hr@10")}
     figures.write_text(json.dumps(training))

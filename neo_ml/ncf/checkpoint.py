@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,10 @@ from neo_ml.data.ids import IdMap
 from neo_ml.errors import CheckpointError, NCFModelNotFoundError
 from neo_ml.files import package_versions, read_verified, write_verified
 from neo_ml.ncf.model import build_model
+
+if TYPE_CHECKING:
+    from neo_ml.data.splits import LeaveOneOutSplit
+    from neo_ml.ncf.train import TrainResult
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("model_state_dict", "user_id_map", "item_id_map", "num_users", "num_items",
@@ -60,6 +65,14 @@ def save_ncf_checkpoint(path: str | Path, model, config: dict, users: IdMap, ite
                                            dtype=torch.int64),
     }
     return write_verified(path, lambda tmp: torch.save(payload, tmp))
+
+
+def save_trained(path: str | Path, result: TrainResult, split: LeaveOneOutSplit, metrics: dict,
+                 data_checksum: str, data_source: str) -> Path:
+    """``save_ncf_checkpoint`` of a training run: its model (on the CPU), config and history, and the
+    split's id maps and every known pair."""
+    return save_ncf_checkpoint(path, result.model.cpu(), result.config.to_dict(), split.users, split.items,
+                               split.all_pairs(), metrics, result.history, data_checksum, data_source)
 
 
 def load_ncf_checkpoint(path: str | Path) -> dict:

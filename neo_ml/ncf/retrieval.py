@@ -11,6 +11,11 @@ items the estimate rates highest, and the full model scores only those.
 ``MatmulIndex`` is exact (one matrix product and a top-k). ``IVFIndex`` is
 FAISS's inverted file: k-means cells over the item vectors, and a query
 scans only the ``nprobe`` cells nearest to it.
+
+``ItemSearch`` is the whole search a served model runs: exact scoring of every
+item, or the two stages (retrieve ``candidates`` items by the estimate, search
+a second time around the best of them where the estimate is not exact, score
+only those with the full model).
 """
 
 from __future__ import annotations
@@ -80,3 +85,73 @@ def build_index(kind: str, items: np.ndarray, **options):
     if kind not in INDEXES:
         raise ValueError(f"unknown retrieval index {kind!r}; choose from {sorted(INDEXES)}")
     return INDEXES[kind](items, **options)
+
+
+RETRIEVAL_CHOICES = ("auto", "exact", "ivf", "matmul")
+TWO_STAGE_ABOVE = 20_000  # items; up to here exact scoring takes about 10 ms or less
+REFINE_AROUND = 10  # best candidates whose mean item the second search is taken around
+
+
+def hide_repeats(candidates: torch.Tensor, logits: torch.Tensor) -> None:
+    """Set the logit of each candidate's second and later appearance in its row to -inf."""
+    ordered = torch.sort(candidates, dim=1, stable=True)
+    repeat = torch.zeros_like(candidates, dtype=torch.bool)
+    repeat.scatter_(1, ordered.indices[:, 1:], ordered.values[:, 1:] == ordered.values[:, :-1])
+    logits[repeat] = -torch.inf
+
+
+class ItemSearch:
+    """The best items of a model for a batch of users: exact, or two-stage over an index.
+
+    ``kind`` "auto" is exact up to ``TWO_STAGE_ABOVE`` items and "ivf" beyond.
+    """
+
+    def __init__(self, model, kind: str = "auto", candidates: int = 200, nprobe: int = 128):
+        if kind == "auto":
+            kind = "ivf" if model.num_items > TWO_STAGE_ABOVE else "exact"
+        self.model, self.candidates = model, candidates
+        self.index = None
+        if kind != "exact":
+            with torch.no_grad():
+                items = model.retrieval_items().cpu().numpy()
+            self.index = build_index(kind, items, nprobe=nprobe) if kind == "ivf" else build_index(kind, items)
+
+    @torch.no_grad()
+    def best(self, users: torch.Tensor, history: torch.Tensor | None, masked: list[list[int]],
+             top_k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per user, the item indices and logits of its ``top_k`` best items, best first, leaving out
+        the user's ``masked`` items."""
+        if self.index is None:
+            candidates = None
+            logits = self.model.score_all_items(users, history)
+        else:
+            vectors = self.model.user_vectors(users, history)
+            wanted = min(max(self.candidates, top_k) + max(map(len, masked)), self.model.num_items)
+            candidates, logits = self._retrieve(vectors, wanted)
+            if not self.model.retrieval_is_exact:
+                # The MLP side's estimate is taken around the typical item; a second search taken
+                # around the user's best candidates finds what the first missed near them.
+                best = candidates.gather(1, torch.topk(logits, min(REFINE_AROUND, wanted)).indices)
+                more, more_logits = self._retrieve(vectors, wanted, near=best.clamp(min=0))
+                candidates, logits = torch.cat([candidates, more], 1), torch.cat([logits, more_logits], 1)
+                hide_repeats(candidates, logits)
+        ranked = []
+        for row, excluded in enumerate(masked):
+            scores, items = logits[row], None if candidates is None else candidates[row]
+            if excluded:
+                hide = torch.as_tensor(excluded, device=scores.device)
+                scores[hide if items is None else torch.isin(items, hide)] = -torch.inf
+            top = torch.topk(scores, min(top_k, int(torch.isfinite(scores).sum())))
+            ranked.append((top.indices if items is None else items[top.indices], top.values))
+        return ranked
+
+    def _retrieve(self, vectors, wanted: int, near=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The index's candidates for each user and their logits (-inf where fewer were found)."""
+        queries = self.model.retrieval_queries(vectors, near).cpu().numpy()
+        device = vectors[0].device
+        candidates = torch.as_tensor(self.index.search(queries, wanted), device=device)
+        width = candidates.shape[1]
+        logits = self.model.score(tuple(v.repeat_interleave(width, dim=0) for v in vectors),
+                                  candidates.clamp(min=0).reshape(-1)).view(len(candidates), width)
+        logits[candidates < 0] = -torch.inf
+        return candidates, logits

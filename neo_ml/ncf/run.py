@@ -17,7 +17,7 @@ from pathlib import Path
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split
 from neo_ml.devices import Ranks, choose_device
 from neo_ml.errors import NeoMLError
-from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_ncf_checkpoint
+from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_trained
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.data import TrainingData
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
@@ -50,8 +50,7 @@ def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed
     if data.held_out_test:
         history = split.history_for("test", result.model.history_length) if config.history_length else None
         metrics |= evaluate_held_out(result.model, data.held_out_test, split.users, split.items, history)
-    save_ncf_checkpoint(output, result.model.cpu(), config.to_dict(), split.users, split.items, split.all_pairs(),
-                        metrics, result.history, data.checksum, data.name)
+    save_trained(output, result, split, metrics, data.checksum, data.name)
     remove_training_state(state)
     return metrics, result, split
 

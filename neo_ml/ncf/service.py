@@ -15,7 +15,7 @@ Large catalogues (``retrieval``): "exact" scores every item with the full
 model; "ivf" (FAISS) or "matmul" first retrieve ``candidates`` items by an inner
 product that estimates the model's score (``ncf.retrieval``), search a second
 time around the best of them, and score only those with the full model.
-"auto", the default, is exact up to ``TWO_STAGE_ABOVE`` items and ivf beyond:
+"auto", the default, is exact up to ``retrieval.TWO_STAGE_ABOVE`` items and ivf beyond:
 on a synthetic catalogue of 1M items its top 10 held 99.7 % of the exact top
 10 at a p95 of 11.5 ms (README, "Scale").
 
@@ -49,7 +49,7 @@ from neo_ml.data.documents import unicode_problem
 from neo_ml.devices import choose_device
 from neo_ml.errors import ColdStartError, InvalidRequestError, brief
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
-from neo_ml.ncf.retrieval import build_index
+from neo_ml.ncf.retrieval import RETRIEVAL_CHOICES, ItemSearch
 from neo_ml.serving import RateLimiter, admit, check_count, check_list, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)
@@ -69,21 +69,8 @@ def _check_user(user_id) -> str:
     return _check_id(user_id, "user_id")
 
 
-def _hide_repeats(candidates: torch.Tensor, logits: torch.Tensor) -> None:
-    """Set the logit of each candidate's second and later appearance in its row to -inf."""
-    ordered = torch.sort(candidates, dim=1, stable=True)
-    repeat = torch.zeros_like(candidates, dtype=torch.bool)
-    repeat.scatter_(1, ordered.indices[:, 1:], ordered.values[:, 1:] == ordered.values[:, :-1])
-    logits[repeat] = -torch.inf
-
-
 def _probabilities(logits: torch.Tensor) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.numpy().astype(np.float64)))
-
-
-RETRIEVAL_CHOICES = ("auto", "exact", "ivf", "matmul")
-TWO_STAGE_ABOVE = 20_000  # items; up to here exact scoring takes about 10 ms or less
-REFINE_AROUND = 10  # best candidates whose mean item the second search is taken around
 
 
 class NCFService:
@@ -125,7 +112,7 @@ class NCFService:
             self._popularity = checkpoint["item_popularity"].numpy()
             model = model_from_checkpoint(checkpoint).to(self.device)
             model.set_item_prior(self._popularity)  # retrieval linearises at the typical taken item
-            self.index = self._build_index(model)
+            self.search = ItemSearch(model, self.retrieval, self.candidates, self.nprobe)
             log.info("Loaded NCF %s from %s: %s", checkpoint["architecture"], self.model_path,
                      checkpoint["training_metrics"])
             self.model = model
@@ -139,17 +126,6 @@ class NCFService:
         """The item ids the checkpoint can score, in its order."""
         self._load_model()
         return self.item_ids.tolist()
-
-    @torch.no_grad()
-    def _build_index(self, model):
-        """The candidate index of two-stage recommendation, or None for exact scoring."""
-        kind = self.retrieval
-        if kind == "auto":
-            kind = "ivf" if model.num_items > TWO_STAGE_ABOVE else "exact"
-        if kind == "exact":
-            return None
-        items = model.retrieval_items().cpu().numpy()
-        return build_index(kind, items, nprobe=self.nprobe) if kind == "ivf" else build_index(kind, items)
 
     # -- per-user context ----------------------------------------------------------------
     def _user_items(self, user_id: str) -> tuple[list[int], list[str] | None]:
@@ -275,47 +251,15 @@ class NCFService:
     @torch.no_grad()
     def _recommend_known(self, users: list[int], seen: list[list[int]], top_k: int,
                          exclude_seen: bool) -> list[list[tuple[str, float]]]:
-        """Best items of known users: every item scored, or the retrieved candidates only."""
+        """Best items of known users (``ItemSearch``: every item scored, or retrieved candidates only)."""
         history = None
         if self.model.history_length:
             history = torch.cat([self._history(items) for items in seen]).to(self.device)
         user_tensor = torch.tensor(users, device=self.device)
         masked = [sorted(set(items)) if exclude_seen else [] for items in seen]
-        if self.index is None:
-            candidates = None
-            logits = self.model.score_all_items(user_tensor, history)
-        else:
-            vectors = self.model.user_vectors(user_tensor, history)
-            wanted = min(max(self.candidates, top_k) + max(map(len, masked)), self.model.num_items)
-            candidates, logits = self._retrieve(vectors, wanted)
-            if not self.model.retrieval_is_exact:
-                # The MLP side's estimate is taken around the typical item; a second search taken
-                # around the user's best candidates finds what the first missed near them.
-                best = candidates.gather(1, torch.topk(logits, min(REFINE_AROUND, wanted)).indices)
-                more, more_logits = self._retrieve(vectors, wanted, near=best.clamp(min=0))
-                candidates, logits = torch.cat([candidates, more], 1), torch.cat([logits, more_logits], 1)
-                _hide_repeats(candidates, logits)
-        ranked = []
-        for row, excluded in enumerate(masked):
-            scores, items = logits[row], None if candidates is None else candidates[row]
-            if excluded:
-                hide = torch.as_tensor(excluded, device=self.device)
-                scores[hide if items is None else torch.isin(items, hide)] = -torch.inf
-            best = torch.topk(scores, min(top_k, int(torch.isfinite(scores).sum())))
-            chosen = best.indices if items is None else items[best.indices]
-            ranked.append(list(zip(self.item_ids[chosen.cpu().numpy()].tolist(),
-                                   _probabilities(best.values.cpu()).tolist(), strict=True)))
-        return ranked
-
-    def _retrieve(self, vectors, wanted: int, near=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The index's candidates for each user and their logits (-inf where fewer were found)."""
-        queries = self.model.retrieval_queries(vectors, near).cpu().numpy()
-        candidates = torch.as_tensor(self.index.search(queries, wanted), device=self.device)
-        width = candidates.shape[1]
-        logits = self.model.score(tuple(v.repeat_interleave(width, dim=0) for v in vectors),
-                                  candidates.clamp(min=0).reshape(-1)).view(len(candidates), width)
-        logits[candidates < 0] = -torch.inf
-        return candidates, logits
+        return [list(zip(self.item_ids[items.cpu().numpy()].tolist(), _probabilities(logits.cpu()).tolist(),
+                         strict=True))
+                for items, logits in self.search.best(user_tensor, history, masked, top_k)]
 
     def _excluded(self, seen: list[int], seen_ids: list[str] | None) -> set[str]:
         return set(seen_ids if seen_ids is not None else self.item_ids[seen].tolist())

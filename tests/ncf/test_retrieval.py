@@ -8,8 +8,7 @@ from neo_ml import InvalidRequestError, NCFService
 from neo_ml.ncf.checkpoint import save_ncf_checkpoint
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.model import build_model
-from neo_ml.ncf.retrieval import IVFIndex, MatmulIndex
-from neo_ml.ncf.service import _hide_repeats
+from neo_ml.ncf.retrieval import IVFIndex, MatmulIndex, hide_repeats
 from neo_ml.ncf.train import train_ncf_model
 
 
@@ -125,6 +124,6 @@ def test_the_mlp_side_is_linearised_at_the_items_users_take(trained_checkpoint):
 def test_a_candidate_found_by_both_searches_is_scored_once():
     candidates = torch.tensor([[4, 7, -1, 7, 2, 4], [1, 2, 3, 3, 2, 1]])
     logits = torch.arange(12, dtype=torch.float32).view(2, 6)
-    _hide_repeats(candidates, logits)
+    hide_repeats(candidates, logits)
     assert logits[0].tolist() == [0, 1, 2, -torch.inf, 4, -torch.inf]  # the first appearance stays
     assert logits[1].tolist() == [6, 7, 8, -torch.inf, -torch.inf, -torch.inf]

@@ -1,4 +1,4 @@
-"""Checkpoint plumbing shared by the models: atomic writes, SHA-256 checksums, locks and run provenance.
+"""Safe files for both models: atomic writes, SHA-256 checksums, locks, folder swaps and run provenance.
 
 Every write goes to a temporary file beside the target and is renamed into
 place, so a reader sees the old file or the new one, never half of one. A

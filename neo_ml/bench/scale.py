@@ -148,7 +148,7 @@ def serve_catalogue(path: Path, users: list[str], top_k: int = 10) -> dict:
         recall = np.mean([len(set(i for i, _ in ranked) & want) / len(want)
                           for ranked, want in zip(batch, truth, strict=True)])
         figures[mode] = {**latency, "recall@10_of_exact": float(recall), "load_seconds": load_seconds,
-                         "index_seconds": getattr(service.index, "build_seconds", 0.0),
+                         "index_seconds": getattr(service.search.index, "build_seconds", 0.0),
                          "batch_users_per_second": len(users) / batch_seconds,
                          "candidates": service.candidates, "nprobe": service.nprobe}
     return figures

@@ -42,3 +42,14 @@ def test_sparse_embeddings_train_and_move_only_the_rows_a_batch_touches():
     moved = (before != result.model.gmf_item.weight.detach()).any(dim=1).sum().item()
     assert 0 < moved <= 3 * config.batch_size < split.num_items / 5
     assert result.history[0]["train_pairs"] <= 3 * config.batch_size
+
+
+def test_serve_catalogue_reports_every_retrieval_mode(trained_checkpoint):
+    from neo_ml.bench.scale import serve_catalogue
+    from neo_ml.ncf.service import NCFService
+
+    users = NCFService(model_path=trained_checkpoint).known_user_ids()[:20]
+    figures = serve_catalogue(trained_checkpoint, users)
+    assert set(figures) == {"exact", "matmul", "ivf"}
+    assert figures["exact"]["recall@10_of_exact"] == 1.0 and figures["exact"]["index_seconds"] == 0.0
+    assert figures["ivf"]["index_seconds"] > 0 and 0 < figures["ivf"]["recall@10_of_exact"] <= 1

@@ -38,6 +38,7 @@ NCF_VARIANTS = {
     "NeuMF + history (default)": {},
     "NeuMF, no history": {**SEED_MLP, "architecture": "neumf"},
     "MLP [128,64,32] (seed), no history": SEED_MLP,
+    "SASRec (self-attention over the latest 50 items, no user id)": {"architecture": "sasrec"},
 }
 LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
 

@@ -25,5 +25,11 @@ class PopularityModel(nn.Module):
     def forward(self, users, items, history=None) -> torch.Tensor:
         return self.counts[items]
 
+    def user_vectors(self, users, history=None):
+        return (torch.zeros(len(users), 0, device=self.counts.device),)  # every user is the same
+
+    def score(self, vectors, items) -> torch.Tensor:
+        return self.counts[items]
+
     def score_all_items(self, users, history=None) -> torch.Tensor:
         return self.counts.repeat(len(users), 1)  # a copy: callers mask it in place

@@ -18,6 +18,16 @@ from neo_ml.ncf.model import ARCHITECTURES
 from neo_ml.serving import ConfigMixin, check_count, check_number, config_field
 
 SELECT_METRICS = ("ndcg@10", "hr@10", "ndcg@10_full", "hr@10_full")
+FULL_SOFTMAX_ITEMS = 50_000  # sasrec ranks every position against the whole catalogue up to here
+SAMPLED_SOFTMAX = 512  # beyond it, against this many items drawn per batch
+# What a field left as None means, per kind of model: a sequence model trains longer on fewer, longer
+# examples. The pointwise values are those the README's NCF figures were measured with.
+ARCHITECTURE_DEFAULTS = {
+    "pointwise": {"history_length": 5, "dropout": 0.0, "epochs": 20, "batch_size": 1024, "learning_rate": 2e-3,
+                  "patience": 3},
+    "sasrec": {"history_length": 50, "dropout": 0.2, "epochs": 30, "batch_size": 128, "learning_rate": 5e-3,
+               "patience": 5},
+}
 
 
 @dataclass
@@ -26,18 +36,29 @@ class NCFConfig(ConfigMixin):
 
     architecture: str = config_field("neumf", " | ".join(ARCHITECTURES))
     embedding_dim: int = config_field(64, "user and item embedding width")
-    hidden_layers: list[int] = config_field([128, 64, 32], "MLP tower widths")
+    hidden_layers: list[int] = config_field([128, 64, 32], "MLP tower widths (mlp, neumf)")
     gmf_dim: int | None = config_field(None, "neumf: the GMF embedding width (default: embedding_dim)")
-    dropout: float = config_field(0.0, "dropout in the MLP tower, 0 <= p < 1")
-    history_length: int = config_field(5, "latest items added to the user vector; 0 = the plain model")
-    epochs: int = config_field(20, "most epochs; the best on validation is kept")
-    batch_size: int = config_field(1024, "positive and negative pairs per step")
-    learning_rate: float = config_field(2e-3, "Adam learning rate", aliases=["--lr"])
+    dropout: float | None = config_field(None, "dropout, 0 <= p < 1 (default: the architecture's)")
+    history_length: int | None = config_field(None, "latest items the user is read from; 0 = the plain id model "
+                                                     "(default: the architecture's)")
+    epochs: int | None = config_field(None, "most epochs; the best on validation is kept (default: the "
+                                            "architecture's)")
+    batch_size: int | None = config_field(None, "pairs (mlp, gmf, neumf) or sequences (sasrec) per step "
+                                                "(default: the architecture's)")
+    learning_rate: float | None = config_field(None, "Adam learning rate (default: the architecture's)",
+                                               aliases=["--lr"])
     weight_decay: float = config_field(0.0, "Adam weight decay, >= 0")
-    num_negatives: int = config_field(4, "sampled negatives per positive")
-    patience: int = config_field(3, "epochs without improvement before stopping")
+    num_negatives: int = config_field(4, "sampled negatives per positive (mlp, gmf, neumf)")
+    patience: int | None = config_field(None, "epochs without improvement before stopping (default: the "
+                                              "architecture's)")
     select_metric: str = config_field("ndcg@10", "validation metric that picks the epoch: "
-                                                   + " | ".join(SELECT_METRICS))
+                                                 + " | ".join(SELECT_METRICS))
+    num_blocks: int = config_field(2, "sasrec: self-attention blocks")
+    num_heads: int = config_field(1, "sasrec: attention heads (must divide embedding_dim)")
+    softmax_negatives: int | None = config_field(None, "sasrec: items each position is ranked against; "
+                                                       "default: all of them up to "
+                                                       f"{FULL_SOFTMAX_ITEMS:,} items, else 512 sampled")
+    user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
     seed: int = config_field(42, "seed of initialisation, shuffling and negatives")
     threads: int | None = config_field(None, "torch CPU threads per process (default: torch's choice)")
     device: str | None = config_field(None, "auto, cpu, cuda or cuda:N (default: CUDA when present)")
@@ -47,14 +68,18 @@ class NCFConfig(ConfigMixin):
         if self.architecture not in ARCHITECTURES:
             raise InvalidRequestError(f"architecture must be one of {', '.join(sorted(ARCHITECTURES))}, "
                                       f"got {brief(self.architecture)}")
+        defaults = ARCHITECTURE_DEFAULTS["sasrec" if self.is_sequence_model else "pointwise"]
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.select_metric not in SELECT_METRICS:
             raise InvalidRequestError(f"select_metric must be one of {', '.join(SELECT_METRICS)}, "
                                       f"got {brief(self.select_metric)}")
-        for name in ("embedding_dim", "epochs", "batch_size", "num_negatives", "patience"):
+        for name in ("embedding_dim", "epochs", "batch_size", "num_negatives", "patience", "num_blocks", "num_heads"):
             check_count(getattr(self, name), name)
         for name in ("history_length", "seed"):
             check_count(getattr(self, name), name, least=0)
-        for name in ("gmf_dim", "threads"):
+        for name in ("gmf_dim", "threads", "softmax_negatives"):
             if getattr(self, name) is not None:
                 check_count(getattr(self, name), name)
         hidden = self.hidden_layers
@@ -64,10 +89,28 @@ class NCFConfig(ConfigMixin):
         check_number(self.learning_rate, "learning_rate")
         _check_range(self.dropout, "dropout", 1.0, "a number with 0 <= dropout < 1")
         _check_range(self.weight_decay, "weight_decay", math.inf, "a finite number >= 0")
-        if not isinstance(self.sparse, bool):
-            raise InvalidRequestError(f"sparse must be true or false, got {brief(self.sparse)}")
+        for name in ("sparse", "user_embedding"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidRequestError(f"{name} must be true or false, got {brief(getattr(self, name))}")
+        if self.is_sequence_model:
+            if self.history_length < 1:
+                raise InvalidRequestError(f"history_length must be at least 1 for {self.architecture}, "
+                                          f"got {self.history_length}")
+            if self.embedding_dim % self.num_heads:
+                raise InvalidRequestError(f"num_heads ({self.num_heads}) must divide embedding_dim "
+                                          f"({self.embedding_dim})")
         if self.device is not None:
             check_device_name(self.device)
+
+    @property
+    def is_sequence_model(self) -> bool:
+        return ARCHITECTURES[self.architecture].sequence_model
+
+    def negatives_for(self, num_items: int) -> int | None:
+        """How many items a sequence model ranks each position against: None for all of them."""
+        if self.softmax_negatives is not None:
+            return self.softmax_negatives if self.softmax_negatives < num_items else None
+        return None if num_items <= FULL_SOFTMAX_ITEMS else SAMPLED_SOFTMAX
 
 
 def _check_range(value, name: str, below: float, wanted: str) -> None:

@@ -38,12 +38,13 @@ def sampled_ranks(model, users: np.ndarray, targets: np.ndarray, negatives: np.n
     candidates = np.concatenate([targets[:, None], negatives], axis=1)
     width = candidates.shape[1]
     scores = np.empty(candidates.shape, dtype=np.float32)
-    for start in range(0, len(users), chunk):
+    for start in range(0, len(users), chunk):  # each user read once, then scored against its candidates
         part = slice(start, start + chunk)
-        u = torch.as_tensor(np.repeat(users[part], width), device=device)
-        h = None if history is None else torch.as_tensor(np.repeat(history[part], width, axis=0), device=device)
+        u = torch.as_tensor(users[part], device=device)
+        h = None if history is None else torch.as_tensor(history[part], device=device)
+        vectors = tuple(v.repeat_interleave(width, dim=0) for v in model.user_vectors(u, h))
         items = torch.as_tensor(candidates[part].reshape(-1), device=device)
-        scores[part] = model(u, items, h).view(-1, width).cpu().numpy()
+        scores[part] = model.score(vectors, items).view(-1, width).cpu().numpy()
     return ranks_against_candidates(scores[:, 0], scores[:, 1:])
 
 

@@ -74,3 +74,51 @@ def epoch_batches(positives: np.ndarray, sampler: NegativeSampler, ratio: int, p
         history = history_before_rows(positives, pair_rows, history_length, sampler.num_items) \
             if history_length else None
         yield TrainingBatch(users, items, labels, history)
+
+
+@dataclass
+class SequenceWindows:
+    """Training windows of a sequence model: each row is ``length`` consecutive items of one user
+    (oldest first, padded on the left with ``pad``) and the item that follows each of them."""
+
+    users: np.ndarray  # (windows,)
+    inputs: np.ndarray  # (windows, length)
+    targets: np.ndarray  # (windows, length); ``pad`` where there is no input
+
+    @classmethod
+    def from_pairs(cls, pairs: np.ndarray, length: int, pad: int, per_user: int | None = None) -> SequenceWindows:
+        """Every user's time-ordered items cut, from the latest back, into windows of ``length`` next-item
+        predictions, so every training interaction is a target once (its user's first item is only read);
+        ``per_user``: only that many of each user's latest windows."""
+        users, inputs, targets = [], [], []
+        starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+        for start, end in zip(starts, np.r_[starts[1:], len(pairs)], strict=True):
+            items = pairs[start:end, 1]
+            for stop in list(range(len(items), 1, -length))[:per_user]:  # targets items[first:stop]
+                first = max(1, stop - length)
+                row_inputs = np.full(length, pad, dtype=np.int64)
+                row_targets = np.full(length, pad, dtype=np.int64)
+                row_inputs[length - (stop - first):] = items[first - 1:stop - 1]
+                row_targets[length - (stop - first):] = items[first:stop]
+                users.append(pairs[start, 0])
+                inputs.append(row_inputs)
+                targets.append(row_targets)
+        if not users:
+            return cls(np.zeros(0, np.int64), np.zeros((0, length), np.int64), np.zeros((0, length), np.int64))
+        return cls(np.asarray(users, dtype=np.int64), np.stack(inputs), np.stack(targets))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def sequence_batches(windows: SequenceWindows, per_batch: int, seed: int, epoch: int, num_items: int,
+                     negatives: int | None = None, rank: int = 0, world_size: int = 1):
+    """One epoch of (users, inputs, targets, negatives) batches of windows, shuffled by (seed, epoch) and
+    sharded across ranks as ``epoch_batches`` does; ``negatives`` items drawn per batch (None: all items)."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(windows))
+    shard = order[:len(order) - len(order) % world_size][rank::world_size] if world_size > 1 else order
+    rng = np.random.default_rng([seed, epoch, rank])
+    for start in range(0, len(shard), per_batch):
+        rows = shard[start:start + per_batch]
+        sampled = None if negatives is None else rng.integers(0, num_items, size=negatives)
+        yield windows.users[rows], windows.inputs[rows], windows.targets[rows], sampled

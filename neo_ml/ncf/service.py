@@ -3,11 +3,15 @@
 What each call does with ids it does not know:
 
 ==================  ==============================================================
-``predict``         strict: an unknown user or any unknown item raises ColdStartError
+``predict``         strict: a user it cannot read (not in the checkpoint and, for a
+                    sequence model, no items anywhere) or any unknown item raises
+                    ColdStartError
 ``predict_batch``   scores every known item; unknown items are left out of the
-                    result; an unknown user, or no known item, raises ColdStartError
+                    result; a user it cannot read, or no known item, raises ColdStartError
 ``recommend``       an unknown user (or one with fewer than ``cold_start_threshold``
-                    interactions) gets the most popular items (``_handle_cold_start``)
+                    interactions) gets the most popular items (``_handle_cold_start``);
+                    a sequence model (sasrec) reads any user with items, in the
+                    database or in ``history``, known to the checkpoint or not
 ``recommend_batch`` ``recommend`` for many users at once, one list per user
 ==================  ==============================================================
 
@@ -69,6 +73,11 @@ def _check_user(user_id) -> str:
     return _check_id(user_id, "user_id")
 
 
+def _check_history(history) -> list[str] | None:
+    """A caller's history: item ids, oldest first (None: the database's or the checkpoint's)."""
+    return None if history is None else [_check_id(i, "history item") for i in check_list(history, "history")]
+
+
 def _probabilities(logits: torch.Tensor) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits.numpy().astype(np.float64)))
 
@@ -128,9 +137,13 @@ class NCFService:
         return self.item_ids.tolist()
 
     # -- per-user context ----------------------------------------------------------------
-    def _user_items(self, user_id: str) -> tuple[list[int], list[str] | None]:
-        """The user's item indices the model knows, oldest first, and (from a database) the ids of every
-        item they have seen, known to the model or not (None without a database: the model knows them all)."""
+    def _user_items(self, user_id: str, history: list[str] | None = None) -> tuple[list[int], list[str] | None]:
+        """The user's item indices the model knows, oldest first, and (from a database or ``history``) the
+        ids of every item they have seen, known to the model or not (None from the checkpoint: the model
+        knows them all). ``history``, the caller's item ids oldest first, stands for the user's items."""
+        if history is not None:
+            index = self.item_id_map
+            return [index[i] for i in history if i in index], history
         if self.store is not None:
             index, seen = self.item_id_map, self.store.items_of(user_id)
             return [index[i] for i in seen if i in index], seen
@@ -139,10 +152,10 @@ class NCFService:
             return [], None
         return self._items_flat[self._indptr[user]:self._indptr[user + 1]].tolist(), None
 
-    def _latest_items(self, user_id: str) -> list[int]:
+    def _latest_items(self, user_id: str, history: list[str] | None = None) -> list[int]:
         """Enough of the user's latest items to fill the history, oldest first."""
-        if self.store is None:
-            return self._user_items(user_id)[0]
+        if self.store is None or history is not None:
+            return self._user_items(user_id, history)[0]
         index = self.item_id_map
         # Twice the length leaves room for repeats and items the model does not know.
         latest = self.store.latest_items_of(user_id, 2 * self.model.history_length)
@@ -156,11 +169,12 @@ class NCFService:
         row = latest + [self.model.num_items] * (length - len(latest))
         return torch.tensor([row], dtype=torch.int64)
 
-    def _user_index(self, user_id: str) -> int:
+    def _user_index(self, user_id: str, items: list[int]) -> int | None:
+        """The model's index for the user: their own, or, for a model that reads users from their history
+        (a sequence model), the newcomer index ``num_users`` when they have items; None otherwise."""
         user = self.user_id_map.get(str(user_id))
-        if user is None:
-            raise ColdStartError(f"unknown user {brief(user_id)}: the model has no embedding for it; "
-                                 "recommend() falls back to popular items")
+        if user is None and self.model.sequence_model and items:
+            return self.model.num_users
         return user
 
     @torch.no_grad()
@@ -185,34 +199,43 @@ class NCFService:
         log_prediction("predict", started, len(scores))
         return scores
 
-    def predict_batch(self, user_id: str, item_ids: list[str], caller: str | None = None) -> dict[str, float]:
-        """Scores for every known item in one forward pass; unknown items are left out."""
+    def predict_batch(self, user_id: str, item_ids: list[str], caller: str | None = None,
+                      history: list[str] | None = None) -> dict[str, float]:
+        """Scores for every known item in one forward pass; unknown items are left out. ``history``: the
+        user's item ids, oldest first, in place of the database's or the checkpoint's."""
         user_id, item_ids = _check_user(user_id), check_list(item_ids, "item_ids")
+        history = _check_history(history)
         started = admit(self.rate_limiter, caller)
         self._load_model()
-        scores = self._score_known(user_id, item_ids)
+        scores = self._score_known(user_id, item_ids, history)
         log_prediction("predict_batch", started, len(scores))
         return scores
 
-    def _score_known(self, user_id: str, item_ids: list) -> dict[str, float]:
-        user = self._user_index(user_id)
+    def _score_known(self, user_id: str, item_ids: list, given: list[str] | None = None) -> dict[str, float]:
+        latest = self._latest_items(user_id, given) if self.model.history_length else []
+        user = self._user_index(user_id, latest)
+        if user is None:
+            raise ColdStartError(f"unknown user {brief(user_id)}: the model has no embedding for it"
+                                 " and no items of it to read; "
+                                 "recommend() falls back to popular items")
         known = [str(i) for i in item_ids if str(i) in self.item_id_map]
         if not known:
             raise ColdStartError(f"none of the {len(item_ids)} item(s) asked for is known")
         items = np.fromiter((self.item_id_map[i] for i in known), dtype=np.int64, count=len(known))
-        history = self._history(self._latest_items(user_id)) if self.model.history_length else None
+        history = self._history(latest) if self.model.history_length else None
         scores = _probabilities(self._logits(user, history, items))
         return dict(zip(known, scores.tolist(), strict=True))
 
     def recommend(self, user_id: str, top_k: int = 10, exclude_seen: bool = True,
-                  caller: str | None = None) -> list[tuple[str, float]]:
-        """The ``top_k`` best items for the user, best first, without the ones already seen."""
+                  caller: str | None = None, history: list[str] | None = None) -> list[tuple[str, float]]:
+        """The ``top_k`` best items for the user, best first, without the ones already seen. ``history``:
+        the user's item ids, oldest first, in place of the database's or the checkpoint's."""
         check_top_k(top_k)
-        user_id = _check_user(user_id)
+        user_id, history = _check_user(user_id), _check_history(history)
         started = admit(self.rate_limiter, caller)
         self._load_model()
-        seen, seen_ids = self._user_items(user_id)
-        user = self.user_id_map.get(user_id)
+        seen, seen_ids = self._user_items(user_id, history)
+        user = self._user_index(user_id, seen)
         if user is None or len(set(seen)) < self.cold_start_threshold:
             ranked = self._handle_cold_start(user_id, top_k, self._excluded(seen, seen_ids) if exclude_seen else set())
             log_prediction("recommend", started, top_k, cold_start=True)
@@ -222,18 +245,24 @@ class NCFService:
         return ranked
 
     def recommend_batch(self, user_ids: list[str], top_k: int = 10, exclude_seen: bool = True,
-                        caller: str | None = None, chunk: int = 64) -> list[list[tuple[str, float]]]:
-        """``recommend`` for each user, in order; known users are scored ``chunk`` at a time."""
+                        caller: str | None = None, chunk: int = 64,
+                        history: list[list[str]] | None = None) -> list[list[tuple[str, float]]]:
+        """``recommend`` for each user, in order; known users are scored ``chunk`` at a time. ``history``:
+        one list of item ids (oldest first) per user, in place of the database's or the checkpoint's."""
         check_top_k(top_k)
         check_count(chunk, "chunk")
         user_ids = [_check_user(u) for u in check_list(user_ids, "user_ids")]
+        histories = [None] * len(user_ids) if history is None else [
+            _check_history(h) for h in check_list(history, "history", "lists of item ids")]
+        if len(histories) != len(user_ids):
+            raise InvalidRequestError(f"history has {len(histories)} lists for {len(user_ids)} users")
         started = admit(self.rate_limiter, caller)
         self._load_model()
         results: list = [None] * len(user_ids)
         known: list[tuple[int, int, list[int]]] = []  # (position, user index, seen items)
-        for position, user_id in enumerate(user_ids):
-            seen, seen_ids = self._user_items(user_id)
-            user = self.user_id_map.get(user_id)
+        for position, (user_id, given) in enumerate(zip(user_ids, histories, strict=True)):
+            seen, seen_ids = self._user_items(user_id, given)
+            user = self._user_index(user_id, seen)
             if user is None or len(set(seen)) < self.cold_start_threshold:
                 excluded = self._excluded(seen, seen_ids) if exclude_seen else set()
                 results[position] = self._handle_cold_start(user_id, top_k, excluded)

@@ -41,7 +41,7 @@ from neo_ml.files import checksum_path, read_verified, write_verified
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import evaluate_model
 from neo_ml.ncf.model import build_model
-from neo_ml.ncf.sampling import NegativeSampler, epoch_batches
+from neo_ml.ncf.sampling import NegativeSampler, SequenceWindows, epoch_batches, sequence_batches
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,14 @@ class TrainResult:
 
 @torch.no_grad()
 def _validation_loss(model, split: LeaveOneOutSplit, ratio: int, chunk: int = 4096) -> float:
-    """BCE on each user's validation item and ``ratio`` of its saved negatives (``chunk`` users at a time)."""
+    """BCE on each user's validation item and ``ratio`` of its saved negatives (``chunk`` users at a time);
+    for a sequence model, the cross-entropy of the validation item against every item, as it trains."""
     users = np.flatnonzero(split.validation_items >= 0)
     if len(users) == 0:
         return float("nan")
     device = next(model.parameters()).device
+    if model.sequence_model:
+        return _validation_cross_entropy(model, split, users, device)
     rows = split.history_for("validation", model.history_length) if model.history_length else None
     total = 0.0
     for start in range(0, len(users), chunk):
@@ -77,6 +80,30 @@ def _validation_loss(model, split: LeaveOneOutSplit, ratio: int, chunk: int = 40
         total += float(nn.functional.binary_cross_entropy_with_logits(
             logits, torch.as_tensor(labels.reshape(-1), device=device), reduction="sum"))
     return total / (len(users) * (ratio + 1))
+
+
+@torch.no_grad()
+def _validation_cross_entropy(model, split: LeaveOneOutSplit, users: np.ndarray, device, chunk: int = 256) -> float:
+    rows = split.history_for("validation", model.history_length)
+    total = 0.0
+    for start in range(0, len(users), chunk):
+        batch = users[start:start + chunk]
+        logits = model.score_all_items(torch.as_tensor(batch, device=device),
+                                       torch.as_tensor(rows[batch], device=device))
+        total += float(nn.functional.cross_entropy(
+            logits, torch.as_tensor(split.validation_items[batch], device=device), reduction="sum"))
+    return total / len(users)
+
+
+class SequenceObjective(nn.Module):
+    """A sequence model's training loss as a forward pass, so DistributedDataParallel sees the step."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, users, inputs, targets, negatives=None) -> torch.Tensor:
+        return self.model.sequence_loss(inputs, targets, negatives, users)
 
 
 class SplitAdam:
@@ -171,13 +198,9 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture, split.num_users, split.num_items,
-                        embedding_dim=config.embedding_dim, hidden_layers=config.hidden_layers,
-                        gmf_dim=config.gmf_dim, dropout=config.dropout,
-                        history_length=config.history_length).to(ranks.device)
+                        **{k: v for k, v in config.to_dict().items() if k != "architecture"}).to(ranks.device)
     optimizer = make_optimizer(model, config)
-    loss_fn = nn.BCEWithLogitsLoss()
-    sampler = NegativeSampler(split.train, split.num_items)
-    per_batch = positives_per_batch(config, ranks.world_size)
+    fit_epoch = _fit_sequences(split, config, ranks) if model.sequence_model else _fit_pairs(split, config, ranks)
     evaluate_full = evaluate_full or config.select_metric.endswith("_full")
     has_validation = bool((split.validation_items >= 0).any())
 
@@ -193,33 +216,16 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
         best_state, best_metrics, stopped = state["best_state"], state["best_metrics"], state["stopped"]
         first_epoch, earlier_seconds = state["epoch"] + 1, state["seconds"]
         log.info("Resuming from %s after epoch %d", state_path, state["epoch"])
-    trained = ranks.wrap(model)  # what the batches go through; ``model`` is the plain module
+    trained = ranks.wrap(SequenceObjective(model) if model.sequence_model else model)  # what batches go through
     started = time.perf_counter() - earlier_seconds
     for epoch in range(first_epoch, config.epochs + 1):
         if stopped:
             break
         epoch_start = time.perf_counter()
         model.train()
-        total, pairs = 0.0, 0
-        batches = epoch_batches(split.train, sampler, config.num_negatives, per_batch, config.seed, epoch,
-                                config.history_length, ranks.rank, ranks.world_size)
-        steps = -(-(len(split.train) // ranks.world_size) // per_batch)
-        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                   disable=not (progress and ranks.is_main))
-        for step, batch in enumerate(bar, start=1):
-            users, items, labels, pair_history = (
-                None if a is None else torch.as_tensor(a).to(ranks.device)
-                for a in (batch.users, batch.items, batch.labels, batch.history))
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(trained(users, items, pair_history), labels)
-            value = TrainingDivergedError.check(
-                loss.item(), epoch, step, config.learning_rate,
-                f"; the state after epoch {epoch - 1} is in {state_path}" if state_path and epoch > 1 else "")
-            loss.backward()
-            optimizer.step()
-            total, pairs = total + value * len(labels), pairs + len(labels)
-            if step == max_batches:
-                break
+        total, pairs = fit_epoch(trained, optimizer, epoch, progress and ranks.is_main, max_batches,
+                                 f"; the state after epoch {epoch - 1} is in {state_path}"
+                                 if state_path and epoch > 1 else "")
         total, pairs = ranks.sum(total, pairs)
         record = {"epoch": epoch, "train_loss": total / pairs, "train_pairs": int(pairs),
                   "fit_seconds": time.perf_counter() - epoch_start}
@@ -256,6 +262,70 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
     model.eval()
     return TrainResult(model, config, history, best_epoch, ranks.from_main(best_metrics),
                        time.perf_counter() - started)
+
+
+def _step(trained, optimizer, loss: torch.Tensor, epoch: int, step: int, learning_rate: float, where: str) -> float:
+    """One optimizer step on ``loss``; a NaN or infinite loss stops training (TrainingDivergedError)."""
+    value = TrainingDivergedError.check(loss.item(), epoch, step, learning_rate, where)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+def _fit_pairs(split: LeaveOneOutSplit, config: NCFConfig, ranks: Ranks):
+    """An epoch of a pointwise model: shuffled positives, each with ``num_negatives`` fresh negatives,
+    binary cross-entropy on logits. Returns (summed loss, pairs) of this rank."""
+    loss_fn = nn.BCEWithLogitsLoss()
+    sampler = NegativeSampler(split.train, split.num_items)
+    per_batch = positives_per_batch(config, ranks.world_size)
+    steps = -(-(len(split.train) // ranks.world_size) // per_batch)
+
+    def fit(trained, optimizer, epoch: int, progress: bool, max_batches: int | None, where: str):
+        total, pairs = 0.0, 0
+        batches = epoch_batches(split.train, sampler, config.num_negatives, per_batch, config.seed, epoch,
+                                config.history_length, ranks.rank, ranks.world_size)
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
+        for step, batch in enumerate(bar, start=1):
+            users, items, labels, pair_history = (
+                None if a is None else torch.as_tensor(a).to(ranks.device)
+                for a in (batch.users, batch.items, batch.labels, batch.history))
+            value = _step(trained, optimizer, loss_fn(trained(users, items, pair_history), labels), epoch, step,
+                          config.learning_rate, where)
+            total, pairs = total + value * len(labels), pairs + len(labels)
+            if step == max_batches:
+                break
+        return total, pairs
+
+    return fit
+
+
+def _fit_sequences(split: LeaveOneOutSplit, config: NCFConfig, ranks: Ranks):
+    """An epoch of a sequence model: windows of each user's items in time order, the next item predicted
+    at every position against every item (or sampled items: ``NCFConfig.negatives_for``). Returns
+    (summed loss, predicted positions) of this rank."""
+    windows = SequenceWindows.from_pairs(split.train, config.history_length, pad=split.num_items)
+    per_batch = max(1, config.batch_size // ranks.world_size)
+    negatives = config.negatives_for(split.num_items)
+    steps = -(-(len(windows) // ranks.world_size) // per_batch)
+
+    def fit(trained, optimizer, epoch: int, progress: bool, max_batches: int | None, where: str):
+        total, positions = 0.0, 0
+        batches = sequence_batches(windows, per_batch, config.seed, epoch, split.num_items, negatives,
+                                   ranks.rank, ranks.world_size)
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
+        for step, arrays in enumerate(bar, start=1):
+            users, inputs, targets, sampled = (None if a is None else torch.as_tensor(a).to(ranks.device)
+                                               for a in arrays)
+            count = int((targets != split.num_items).sum())
+            value = _step(trained, optimizer, trained(users, inputs, targets, sampled), epoch, step,
+                          config.learning_rate, where)
+            total, positions = total + value * count, positions + count
+            if step == max_batches:
+                break
+        return total, positions
+
+    return fit
 
 
 def _format_epoch(record: dict) -> str:

@@ -30,13 +30,18 @@ def _same_weights(a, b):
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
-def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(small_split, tmp_path):
-    straight = train_ncf_model(small_split, NCFConfig(epochs=4, **CONFIG), progress=False)
+SEQUENCE_CONFIG = dict(architecture="sasrec", embedding_dim=8, history_length=6, batch_size=32, patience=4,
+                       seed=3)  # dropout 0.2 by default: the resumed run must restore the random state too
+
+
+@pytest.mark.parametrize("config", [CONFIG, SEQUENCE_CONFIG], ids=["pointwise", "sequence"])
+def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(small_split, tmp_path, config):
+    straight = train_ncf_model(small_split, NCFConfig(epochs=4, **config), progress=False)
     state = tmp_path / "run.state.pt"
-    first = train_ncf_model(small_split, NCFConfig(epochs=2, **CONFIG), progress=False, state_path=state,
+    first = train_ncf_model(small_split, NCFConfig(epochs=2, **config), progress=False, state_path=state,
                             fingerprint="data")  # stands for a run stopped after epoch 2
     assert len(first.history) == 2 and checksum_path(state).is_file()
-    resumed = train_ncf_model(small_split, NCFConfig(epochs=4, **CONFIG), progress=False, state_path=state,
+    resumed = train_ncf_model(small_split, NCFConfig(epochs=4, **config), progress=False, state_path=state,
                               resume=True, fingerprint="data")
     assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in straight.history]
     assert resumed.best_epoch == straight.best_epoch and _same_weights(resumed.model, straight.model)

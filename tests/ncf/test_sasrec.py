@@ -1,0 +1,203 @@
+"""The self-attentive sequence model: windows, causality, exact retrieval, training, serving."""
+
+import numpy as np
+import pytest
+import torch
+
+from neo_ml.errors import ColdStartError, InvalidRequestError
+from neo_ml.ncf.config import FULL_SOFTMAX_ITEMS, SAMPLED_SOFTMAX, NCFConfig
+from neo_ml.ncf.evaluate import evaluate_model
+from neo_ml.ncf.model import SASRec
+from neo_ml.ncf.sampling import SequenceWindows
+from neo_ml.ncf.train import train_ncf_model
+
+PAD = 99
+
+
+def test_windows_make_every_interaction_after_a_users_first_a_target_once():
+    pairs = np.array([[0, 10], [0, 11], [0, 12], [0, 13], [0, 14], [1, 20], [1, 21], [2, 30]])
+    windows = SequenceWindows.from_pairs(pairs, length=3, pad=PAD)
+    assert windows.users.tolist() == [0, 0, 1]  # user 2 has one item: nothing to predict
+    assert windows.inputs.tolist() == [[11, 12, 13], [PAD, PAD, 10], [PAD, PAD, 20]]
+    assert windows.targets.tolist() == [[12, 13, 14], [PAD, PAD, 11], [PAD, PAD, 21]]
+    targets = windows.targets[windows.targets != PAD]
+    assert sorted(targets.tolist()) == [11, 12, 13, 14, 21]
+
+
+def _model(**options):
+    torch.manual_seed(0)
+    return SASRec(5, 30, embedding_dim=8, history_length=6, dropout=0.0, **options).eval()
+
+
+def test_a_position_sees_only_itself_and_earlier_items():
+    model = _model()
+    sequence = torch.tensor([[30, 30, 3, 4, 5, 6]])  # two pads (index num_items), then items
+    changed = sequence.clone()
+    changed[0, 4:] = torch.tensor([7, 8])
+    before, after = model.encode(sequence), model.encode(changed)
+    assert torch.allclose(before[0, :4], after[0, :4], atol=1e-6)
+    assert not torch.allclose(before[0, 4:], after[0, 4:])
+    assert torch.isfinite(before).all()  # pads attend to themselves only: no empty softmax
+
+
+def test_pads_are_never_attended():
+    model = _model()
+    padded = model.encode(torch.tensor([[30, 30, 30, 30, 5, 6]]))[0, -1]
+    alone = model.encode(torch.tensor([[5, 6]]))[0, -1]  # the same two items at the same positions
+    assert torch.allclose(padded, alone, atol=1e-6)
+
+
+def test_scores_are_inner_products_so_retrieval_is_exact():
+    model = _model()
+    users, history = torch.tensor([0, 3]), torch.tensor([[1, 2, 3, 30, 30, 30], [9, 8, 7, 6, 5, 4]])
+    every = model.score_all_items(users, history)
+    vectors = model.user_vectors(users, history)
+    assert torch.allclose(every, model.retrieval_queries(vectors) @ model.retrieval_items().T, atol=1e-5)
+    one = model.score(tuple(v[[1]] for v in vectors), torch.tensor([17]))
+    assert torch.allclose(one, every[1, 17], atol=1e-5)
+
+
+def test_a_user_unknown_to_the_id_table_is_read_from_history_alone():
+    model = _model(user_embedding=True)
+    torch.nn.init.normal_(model.user.weight[:5])
+    history = torch.tensor([[1, 2, 3, 30, 30, 30]])
+    from_history = model.encode(history.flip(1))[:, -1]
+    newcomer = model.user_vectors(torch.tensor([5]), history)[0]  # index num_users: no id row
+    known = model.user_vectors(torch.tensor([2]), history)[0]
+    assert torch.allclose(newcomer, from_history) and torch.allclose(known, from_history + model.user.weight[2])
+
+
+def test_sampled_softmax_is_the_cross_entropy_over_target_and_negatives():
+    model = _model()
+    inputs, targets = torch.tensor([[30, 1, 2, 3, 4, 5]]), torch.tensor([[30, 2, 3, 4, 5, 6]])
+    negatives = torch.tensor([7, 8, 6])  # 6 is the last target: left out for that position
+    loss = model.sequence_loss(inputs, targets, negatives)
+    hidden = model.encode(inputs)[0, 1:]
+    items = model.item_embedding.weight
+    expected = []
+    for row, target in zip(hidden, targets[0, 1:], strict=True):
+        others = [n for n in negatives.tolist() if n != int(target)]
+        logits = torch.stack([row @ items[target]] + [row @ items[n] for n in others])
+        expected.append(-torch.log_softmax(logits, 0)[0])
+    assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)
+
+
+def test_config_defaults_follow_the_architecture():
+    sequence, pointwise = NCFConfig(architecture="sasrec"), NCFConfig(architecture="neumf")
+    assert (sequence.history_length, sequence.batch_size, sequence.dropout) == (50, 128, 0.2)
+    assert (pointwise.history_length, pointwise.batch_size, pointwise.dropout) == (5, 1024, 0.0)
+    assert NCFConfig(architecture="sasrec", history_length=20).history_length == 20
+    assert sequence.negatives_for(FULL_SOFTMAX_ITEMS) is None
+    assert sequence.negatives_for(FULL_SOFTMAX_ITEMS + 1) == SAMPLED_SOFTMAX
+    with pytest.raises(InvalidRequestError, match=r"num_heads \(3\) must divide embedding_dim \(64\)"):
+        NCFConfig(architecture="sasrec", num_heads=3)
+    with pytest.raises(InvalidRequestError, match="history_length must be at least 1 for sasrec"):
+        NCFConfig(architecture="sasrec", history_length=0)
+
+
+@pytest.mark.parametrize("softmax_negatives", [None, 20])
+def test_training_on_sequences_beats_popularity(synthetic_split, softmax_negatives):
+    from neo_ml.ncf.baselines import PopularityModel
+
+    config = NCFConfig(architecture="sasrec", embedding_dim=32, history_length=10, epochs=10, patience=10,
+                       batch_size=64, learning_rate=5e-3, softmax_negatives=softmax_negatives, seed=0)
+    result = train_ncf_model(synthetic_split, config, progress=False)
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in result.history)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    popularity = evaluate_model(PopularityModel(synthetic_split.train, synthetic_split.num_items),
+                                synthetic_split, "validation")
+    assert result.validation_metrics["val_hr@10"] > popularity["hr@10"]
+
+
+def test_a_sasrec_checkpoint_serves_known_users_through_the_service(tmp_path, synthetic_split):
+    from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_trained
+    from neo_ml.ncf.service import NCFService
+
+    config = NCFConfig(architecture="sasrec", embedding_dim=16, history_length=10, epochs=1, batch_size=64)
+    result = train_ncf_model(synthetic_split, config, progress=False)
+    path = save_trained(tmp_path / "sasrec.pt", result, synthetic_split, {}, "x", "synthetic")
+    assert load_ncf_checkpoint(path)["architecture"] == "sasrec"
+    reloaded = model_from_checkpoint(load_ncf_checkpoint(path))
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(tensor, reloaded.state_dict()[name]), name
+    service = NCFService(model_path=path)
+    user = synthetic_split.users.ids[0]
+    ranked = service.recommend(user, top_k=5)
+    seen = {synthetic_split.items.ids[i] for u, i in synthetic_split.all_pairs() if u == 0}
+    assert len(ranked) == 5 and not {item for item, _ in ranked} & seen
+    scores = service.predict_batch(user, [item for item, _ in ranked])
+    assert [round(scores[item], 6) for item, _ in ranked] == [round(score, 6) for _, score in ranked]
+
+
+@pytest.fixture(scope="module")
+def sasrec_checkpoint(tmp_path_factory, synthetic_split):
+    from neo_ml.ncf.checkpoint import save_trained
+
+    config = NCFConfig(architecture="sasrec", embedding_dim=32, history_length=10, epochs=4, batch_size=64,
+                       learning_rate=5e-3, seed=0)
+    result = train_ncf_model(synthetic_split, config, progress=False)
+    return save_trained(tmp_path_factory.mktemp("sasrec") / "m.pt", result, synthetic_split, {}, "x", "synthetic")
+
+
+def _interactions(user, items, start=2_000_000_000):
+    import pandas as pd
+
+    return pd.DataFrame([{"user_id": user, "item_id": item, "timestamp": start + 60 * k,
+                          "interaction_type": "view", "implicit_rating": 1.0} for k, item in enumerate(items)])
+
+
+def test_a_newcomer_in_the_database_is_served_from_their_items_and_each_new_one_counts(tmp_path,
+                                                                                       sasrec_checkpoint,
+                                                                                       synthetic_split):
+    from neo_ml.data import db as database
+    from neo_ml.ncf.service import NCFService
+
+    engine = database.connect(tmp_path / "neo.db")
+    items = list(synthetic_split.items.ids[:40])
+    database.import_interactions(engine, _interactions("newcomer", items[:5]))
+    service = NCFService(db=engine, model_path=sasrec_checkpoint)
+    assert "newcomer" not in service.known_user_ids()
+    popular = NCFService(db=engine, model_path=sasrec_checkpoint).recommend("nobody", top_k=10)
+    first = service.recommend("newcomer", top_k=10)
+    assert len(first) == 10 and not {i for i, _ in first} & set(items[:5])
+    assert [i for i, _ in first] != [i for i, _ in popular]  # read from the items, not the popular list
+    scores = service.predict_batch("newcomer", [i for i, _ in first])
+    assert [s for _, s in first] == pytest.approx([scores[i] for i, _ in first])
+    assert service.predict("newcomer", [first[0][0]])[first[0][0]] == pytest.approx(first[0][1])
+    database.import_interactions(engine, _interactions("newcomer", items[20:23], start=2_100_000_000))
+    second = service.recommend("newcomer", top_k=10)
+    assert second != first and not {i for i, _ in second} & set(items[:5] + items[20:23])
+    with pytest.raises(ColdStartError, match="unknown user 'nobody'"):
+        service.predict("nobody", [first[0][0]])
+
+
+def test_without_a_database_a_history_argument_serves_anyone(tmp_path, sasrec_checkpoint, synthetic_split):
+    from neo_ml.data import db as database
+    from neo_ml.ncf.service import NCFService
+
+    items = list(synthetic_split.items.ids[:6])
+    engine = database.connect(tmp_path / "neo.db")
+    database.import_interactions(engine, _interactions("reader", items))
+    from_database = NCFService(db=engine, model_path=sasrec_checkpoint).recommend("reader", top_k=5)
+    service = NCFService(model_path=sasrec_checkpoint)
+    assert service.recommend("reader", top_k=5, history=items) == from_database
+    batch = service.recommend_batch(["reader", "nobody"], top_k=5, history=[items, []])
+    assert batch[0] == from_database and batch[1] == service.recommend("nobody", top_k=5)
+    scores = service.predict_batch("reader", [i for i, _ in from_database], history=items)
+    assert [s for _, s in from_database] == pytest.approx([scores[i] for i, _ in from_database])
+    with pytest.raises(InvalidRequestError, match="history has 1 lists for 2 users"):
+        service.recommend_batch(["reader", "nobody"], history=[items])
+    with pytest.raises(InvalidRequestError, match="history must be a list of ids"):
+        service.recommend("reader", history="item_1")
+
+
+def test_an_id_model_still_serves_an_unknown_user_popular_items(trained_checkpoint, synthetic_split):
+    from neo_ml.ncf.service import NCFService
+
+    service = NCFService(model_path=trained_checkpoint)
+    items = list(synthetic_split.items.ids[:6])
+    popular = [item for item, _ in service.recommend("stranger", top_k=20)]
+    ranked = [item for item, _ in service.recommend("stranger", top_k=5, history=items)]
+    assert ranked == [item for item in popular if item not in items][:5]  # popular, without their items
+    with pytest.raises(ColdStartError, match="unknown user 'stranger'"):
+        service.predict_batch("stranger", items, history=items)

@@ -27,10 +27,13 @@ def test_hit_rate_and_ndcg_by_hand():
 def test_constant_scores_never_hit():
     """A model that scores everything alike ranks the target last, not first."""
 
-    class Constant(torch.nn.Module):
+    class Constant(torch.nn.Module):  # the scorers' face: user vectors, then scores against them
         history_length = 0
 
-        def forward(self, users, items, history=None):
+        def user_vectors(self, users, history=None):
+            return (torch.zeros(len(users), 0),)
+
+        def score(self, vectors, items):
             return torch.zeros(len(items))
 
     ranks = sampled_ranks(Constant(), np.arange(3), np.array([1, 2, 3]), np.tile(np.arange(4, 103), (3, 1)))

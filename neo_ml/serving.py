@@ -91,9 +91,12 @@ class ConfigMixin:
         return asdict(self)
 
 
-def check_number(value, name: str, wanted: str = "a finite number > 0", below: float = math.inf) -> float:
-    """``value`` if it is a number (not a bool) with 0 < value < ``below``; InvalidRequestError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < below:
+def check_number(value, name: str, wanted: str = "a finite number > 0", below: float = math.inf,
+                 zero_allowed: bool = False) -> float:
+    """``value`` if it is a number (not a bool) with 0 < value < ``below`` (0 <= value with
+    ``zero_allowed``); InvalidRequestError otherwise."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not (0 <= value < below if zero_allowed else 0 < value < below)):
         raise InvalidRequestError(f"{name} must be {wanted}, got {brief(value)}")
     return value
 

@@ -9,7 +9,6 @@ message wherever it was set.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from neo_ml.devices import check_device_name
@@ -57,7 +56,7 @@ class NCFConfig(ConfigMixin):
     num_heads: int = config_field(1, "sasrec: attention heads (must divide embedding_dim)")
     softmax_negatives: int | None = config_field(None, "sasrec: items each position is ranked against; "
                                                        "default: all of them up to "
-                                                       f"{FULL_SOFTMAX_ITEMS:,} items, else 512 sampled")
+                                                       f"{FULL_SOFTMAX_ITEMS:,} items, else {SAMPLED_SOFTMAX} sampled")
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
     seed: int = config_field(42, "seed of initialisation, shuffling and negatives")
     threads: int | None = config_field(None, "torch CPU threads per process (default: torch's choice)")
@@ -87,8 +86,8 @@ class NCFConfig(ConfigMixin):
             raise InvalidRequestError(f"hidden_layers must be a list of positive widths, got {brief(hidden)}")
         self.hidden_layers = [check_count(width, "hidden_layers") for width in hidden]
         check_number(self.learning_rate, "learning_rate")
-        _check_range(self.dropout, "dropout", 1.0, "a number with 0 <= dropout < 1")
-        _check_range(self.weight_decay, "weight_decay", math.inf, "a finite number >= 0")
+        check_number(self.dropout, "dropout", "a number with 0 <= dropout < 1", below=1.0, zero_allowed=True)
+        check_number(self.weight_decay, "weight_decay", "a finite number >= 0", zero_allowed=True)
         for name in ("sparse", "user_embedding"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidRequestError(f"{name} must be true or false, got {brief(getattr(self, name))}")
@@ -111,9 +110,3 @@ class NCFConfig(ConfigMixin):
         if self.softmax_negatives is not None:
             return self.softmax_negatives if self.softmax_negatives < num_items else None
         return None if num_items <= FULL_SOFTMAX_ITEMS else SAMPLED_SOFTMAX
-
-
-def _check_range(value, name: str, below: float, wanted: str) -> None:
-    """``value`` must be a number (not a bool) with 0 <= value < ``below``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < below:
-        raise InvalidRequestError(f"{name} must be {wanted}, got {brief(value)}")

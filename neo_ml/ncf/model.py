@@ -285,7 +285,7 @@ class SASRec(_Scorer):
         super().__init__()
         self._init_sizes(num_users, num_items, history_length)
         self.item_embedding = _embedding(num_items + 1, embedding_dim, padding_idx=num_items)
-        nn.init.normal_(self.item_embedding.weight, std=embedding_dim ** -0.5)
+        nn.init.normal_(self.item_embedding.weight, std=embedding_dim ** -0.5)  # the published figures' draws
         with torch.no_grad():
             self.item_embedding.weight[num_items].zero_()
         self.position = nn.Embedding(history_length, embedding_dim)

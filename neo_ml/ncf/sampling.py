@@ -48,6 +48,13 @@ class TrainingBatch:
     history: np.ndarray | None  # the user's items before each pair's positive (see history_before_each)
 
 
+def epoch_shard(count: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+    """This rank's rows of an epoch: a shuffle of ``count`` rows by (seed, epoch) only, every
+    ``world_size``-th row of it from ``rank`` on; the shards are disjoint and equally long."""
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    return order[:count - count % world_size][rank::world_size]
+
+
 def epoch_batches(positives: np.ndarray, sampler: NegativeSampler, ratio: int, positives_per_batch: int,
                   seed: int, epoch: int, history_length: int = 0, rank: int = 0, world_size: int = 1):
     """One epoch of training batches, streamed: each positive once, with ``ratio`` fresh negatives.
@@ -60,8 +67,7 @@ def epoch_batches(positives: np.ndarray, sampler: NegativeSampler, ratio: int, p
     generator of (seed, epoch, rank), so an epoch is the same however often
     it is run, which makes resuming exact.
     """
-    order = np.random.default_rng([seed, epoch]).permutation(len(positives))
-    shard = order[:len(order) - len(order) % world_size][rank::world_size]
+    shard = epoch_shard(len(positives), seed, epoch, rank, world_size)
     rng = np.random.default_rng([seed, epoch, rank])
     for start in range(0, len(shard), positives_per_batch):
         rows = shard[start:start + positives_per_batch]
@@ -115,8 +121,7 @@ def sequence_batches(windows: SequenceWindows, per_batch: int, seed: int, epoch:
                      negatives: int | None = None, rank: int = 0, world_size: int = 1):
     """One epoch of (users, inputs, targets, negatives) batches of windows, shuffled by (seed, epoch) and
     sharded across ranks as ``epoch_batches`` does; ``negatives`` items drawn per batch (None: all items)."""
-    order = np.random.default_rng([seed, epoch]).permutation(len(windows))
-    shard = order[:len(order) - len(order) % world_size][rank::world_size] if world_size > 1 else order
+    shard = epoch_shard(len(windows), seed, epoch, rank, world_size)
     rng = np.random.default_rng([seed, epoch, rank])
     for start in range(0, len(shard), per_batch):
         rows = shard[start:start + per_batch]

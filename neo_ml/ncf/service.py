@@ -215,9 +215,8 @@ class NCFService:
         latest = self._latest_items(user_id, given) if self.model.history_length else []
         user = self._user_index(user_id, latest)
         if user is None:
-            raise ColdStartError(f"unknown user {brief(user_id)}: the model has no embedding for it"
-                                 " and no items of it to read; "
-                                 "recommend() falls back to popular items")
+            raise ColdStartError(f"unknown user {brief(user_id)}: the model has no embedding for it and no items "
+                                 "of it to read; recommend() falls back to popular items")
         known = [str(i) for i in item_ids if str(i) in self.item_id_map]
         if not known:
             raise ColdStartError(f"none of the {len(item_ids)} item(s) asked for is known")

@@ -273,59 +273,63 @@ def _step(trained, optimizer, loss: torch.Tensor, epoch: int, step: int, learnin
     return value
 
 
+def _epoch_fitter(steps: int, batches_for, loss_of, config: NCFConfig, ranks: Ranks):
+    """``fit(trained, optimizer, epoch, progress, max_batches, where)``: one epoch over ``batches_for(epoch)``
+    (tuples of arrays, moved to the device), each stepped on ``loss_of(trained, *tensors)`` -> (mean loss,
+    examples). Returns (summed loss, examples) of this rank."""
+
+    def fit(trained, optimizer, epoch: int, progress: bool, max_batches: int | None, where: str):
+        total, examples = 0.0, 0
+        bar = tqdm(batches_for(epoch), total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                   disable=not progress)
+        for step, arrays in enumerate(bar, start=1):
+            loss, count = loss_of(trained, *(None if a is None else torch.as_tensor(a).to(ranks.device)
+                                             for a in arrays))
+            value = _step(trained, optimizer, loss, epoch, step, config.learning_rate, where)
+            total, examples = total + value * count, examples + count
+            if step == max_batches:
+                break
+        return total, examples
+
+    return fit
+
+
 def _fit_pairs(split: LeaveOneOutSplit, config: NCFConfig, ranks: Ranks):
     """An epoch of a pointwise model: shuffled positives, each with ``num_negatives`` fresh negatives,
-    binary cross-entropy on logits. Returns (summed loss, pairs) of this rank."""
+    binary cross-entropy on logits; examples are (user, item) pairs."""
     loss_fn = nn.BCEWithLogitsLoss()
     sampler = NegativeSampler(split.train, split.num_items)
     per_batch = positives_per_batch(config, ranks.world_size)
-    steps = -(-(len(split.train) // ranks.world_size) // per_batch)
 
-    def fit(trained, optimizer, epoch: int, progress: bool, max_batches: int | None, where: str):
-        total, pairs = 0.0, 0
-        batches = epoch_batches(split.train, sampler, config.num_negatives, per_batch, config.seed, epoch,
-                                config.history_length, ranks.rank, ranks.world_size)
-        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
-        for step, batch in enumerate(bar, start=1):
-            users, items, labels, pair_history = (
-                None if a is None else torch.as_tensor(a).to(ranks.device)
-                for a in (batch.users, batch.items, batch.labels, batch.history))
-            value = _step(trained, optimizer, loss_fn(trained(users, items, pair_history), labels), epoch, step,
-                          config.learning_rate, where)
-            total, pairs = total + value * len(labels), pairs + len(labels)
-            if step == max_batches:
-                break
-        return total, pairs
+    def batches_for(epoch: int):
+        for batch in epoch_batches(split.train, sampler, config.num_negatives, per_batch, config.seed, epoch,
+                                   config.history_length, ranks.rank, ranks.world_size):
+            yield batch.users, batch.items, batch.labels, batch.history
 
-    return fit
+    def loss_of(trained, users, items, labels, history):
+        return loss_fn(trained(users, items, history), labels), len(labels)
+
+    return _epoch_fitter(-(-(len(split.train) // ranks.world_size) // per_batch), batches_for, loss_of, config,
+                         ranks)
 
 
 def _fit_sequences(split: LeaveOneOutSplit, config: NCFConfig, ranks: Ranks):
     """An epoch of a sequence model: windows of each user's items in time order, the next item predicted
-    at every position against every item (or sampled items: ``NCFConfig.negatives_for``). Returns
-    (summed loss, predicted positions) of this rank."""
+    at every position against every item (or sampled items: ``NCFConfig.negatives_for``); examples are
+    the predicted positions."""
     windows = SequenceWindows.from_pairs(split.train, config.history_length, pad=split.num_items)
     per_batch = max(1, config.batch_size // ranks.world_size)
     negatives = config.negatives_for(split.num_items)
-    steps = -(-(len(windows) // ranks.world_size) // per_batch)
 
-    def fit(trained, optimizer, epoch: int, progress: bool, max_batches: int | None, where: str):
-        total, positions = 0.0, 0
-        batches = sequence_batches(windows, per_batch, config.seed, epoch, split.num_items, negatives,
-                                   ranks.rank, ranks.world_size)
-        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
-        for step, arrays in enumerate(bar, start=1):
-            users, inputs, targets, sampled = (None if a is None else torch.as_tensor(a).to(ranks.device)
-                                               for a in arrays)
-            count = int((targets != split.num_items).sum())
-            value = _step(trained, optimizer, trained(users, inputs, targets, sampled), epoch, step,
-                          config.learning_rate, where)
-            total, positions = total + value * count, positions + count
-            if step == max_batches:
-                break
-        return total, positions
+    def batches_for(epoch: int):
+        return sequence_batches(windows, per_batch, config.seed, epoch, split.num_items, negatives,
+                                ranks.rank, ranks.world_size)
 
-    return fit
+    def loss_of(trained, users, inputs, targets, sampled):
+        return trained(users, inputs, targets, sampled), int((targets != split.num_items).sum())
+
+    return _epoch_fitter(-(-(len(windows) // ranks.world_size) // per_batch), batches_for, loss_of, config,
+                         ranks)
 
 
 def _format_epoch(record: dict) -> str:

@@ -27,7 +27,6 @@ SEED_FORMAT = {
 }
 
 
-
 def _write(tmp_path, document, name="data.json"):
     path = tmp_path / name
     path.write_text(json.dumps(document) if not isinstance(document, str) else document)

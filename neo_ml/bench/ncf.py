@@ -3,8 +3,9 @@
 NCF-LOO on MovieLens-100k (He et al. 2017; split seed 2017, 99 saved
 negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
 epoch chosen on the validation item, mean +- sd over seeds, for the default
-NCF configuration, the plain NeuMF, the seed's MLP and popularity. Then the
-Recommenders 75/25 protocol, and the p50/p95 latency of ``NCFService``
+NCF configuration, the plain NeuMF, the seed's MLP, SASRec and popularity. Then
+the Recommenders 75/25 protocol, the new-user protocol for SASRec
+(``bench.new_users``), and the p50/p95 latency of ``NCFService``
 (``predict_batch`` of 10 items; ``recommend`` top 10 with seen items read from
 a SQLite database). Results also go to ``outputs/benchmarks/`` as JSON.
 """
@@ -21,6 +22,7 @@ import pandas as pd
 import torch
 
 from neo_ml import paths
+from neo_ml.bench.new_users import benchmark_new_users, format_new_users
 from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
 from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions
@@ -40,6 +42,7 @@ NCF_VARIANTS = {
     "MLP [128,64,32] (seed), no history": SEED_MLP,
     "SASRec (self-attention over the latest 50 items, no user id)": {"architecture": "sasrec"},
 }
+NEW_USER_VARIANT = "SASRec (self-attention over the latest 50 items, no user id)"  # the default to be
 LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
 
 
@@ -64,23 +67,22 @@ def _summary(runs: list[dict], keys) -> dict:
 
 
 def benchmark_loo(split: LeaveOneOutSplit, seeds, variants) -> tuple[dict, dict]:
-    """Test metrics per variant (mean/sd over seeds); also returns the first default model."""
-    results, first_model = {}, None
+    """Test metrics per variant (mean/sd over seeds); also returns the trained models, by variant and seed."""
+    results, kept = {}, {}
     pop = evaluate_model(PopularityModel(split.train, split.num_items), split, "test")
-    results["Popularity"] = {**pop, "train_seconds": 0.0, "runs": [pop]}
+    results["Popularity"] = {**pop, "train_seconds": 0.0, "seconds_to_best": 0.0, "runs": [pop]}
     for name, changes in variants.items():
         runs = []
         for seed in seeds:
             trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False)
             test = evaluate_model(trained.model, split, "test")
             runs.append({**test, "seed": seed, "best_epoch": trained.best_epoch,
-                         "train_seconds": trained.train_seconds})
+                         "train_seconds": trained.train_seconds, "seconds_to_best": trained.seconds_to_best_epoch})
             print(f"  {name:38s} seed {seed}: " + "  ".join(f"{k} {test[k]:.4f}" for k in LOO_KEYS)
                   + f"  epoch {trained.best_epoch}  {trained.train_seconds:.1f}s", file=sys.stderr)
-            if first_model is None:
-                first_model = trained
-        results[name] = {**_summary(runs, (*LOO_KEYS, "train_seconds")), "runs": runs}
-    return results, first_model
+            kept.setdefault(name, {})[seed] = trained
+        results[name] = {**_summary(runs, (*LOO_KEYS, "train_seconds", "seconds_to_best")), "runs": runs}
+    return results, kept
 
 
 # 75/25 test items are a random quarter of each user's interactions, not the latest ones: epochs are
@@ -153,11 +155,14 @@ def benchmark_latency(trained, split: LeaveOneOutSplit, calls: int = 2000) -> di
 def format_report(report: dict) -> str:
     lines = ["NCF-LOO, MovieLens-100k (split seed 2017, 99 saved negatives; test item, epoch chosen on "
              f"validation; mean +- sd over seeds {report['seeds']})", "",
-             "| model | HR@10 sampled | NDCG@10 sampled | HR@10 full | NDCG@10 full | training s |",
+             "| model | HR@10 sampled | NDCG@10 sampled | HR@10 full | NDCG@10 full | training s (to the chosen) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, row in report["loo"].items():
         cells = [f"{row[k]:.3f} +- {row.get(k + '_sd', 0):.3f}" for k in LOO_KEYS]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['train_seconds']:.1f} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['train_seconds']:.1f} "
+                     f"({row.get('seconds_to_best', row['train_seconds']):.1f}) |")
+    if "new_users" in report:
+        lines += ["", format_new_users(report["new_users"])]
     if "75_25" in report:
         lines += ["", "Recommenders 75/25 (seed 42), top 10 over items not in train; epoch chosen on one random "
                   "training item per user (full-ranking NDCG@10)",
@@ -185,5 +190,10 @@ def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | No
               "default_config": NCFConfig().to_dict(), "variants": variants, "loo": loo}
     if not quick:
         report["75_25"] = benchmark_75_25(ratings, seeds)
-    report["latency"] = benchmark_latency(trained, split, calls=500 if quick else 2000)
+    if NEW_USER_VARIANT in variants:
+        changes = variants[NEW_USER_VARIANT]
+        report["new_users"] = {"model": NEW_USER_VARIANT, **benchmark_new_users(
+            split, {seed: NCFConfig(**changes, seed=seed) for seed in seeds}, trained[NEW_USER_VARIANT])}
+    default = trained[next(iter(variants))][seeds[0]]
+    report["latency"] = benchmark_latency(default, split, calls=500 if quick else 2000)
     return finish_report(report, started, output, format_report)

@@ -64,6 +64,20 @@ class LeaveOneOutSplit:
         pairs = self.train if which == "validation" else self.train_plus_validation()
         return latest_items(pairs, self.num_users, length, pad=self.num_items)
 
+    def without_users(self, left_out: np.ndarray) -> LeaveOneOutSplit:
+        """The split as if the ``left_out`` user indices had never interacted: the rest re-indexed, the
+        items (and so every saved negative) unchanged. A model trained on it has never seen those users."""
+        keep = np.ones(self.num_users, dtype=bool)
+        keep[np.asarray(left_out, dtype=np.int64)] = False
+        new_index = np.cumsum(keep) - 1
+        train = self.train[keep[self.train[:, 0]]]
+        return LeaveOneOutSplit(
+            users=IdMap(tuple(np.array(self.users.ids)[keep].tolist())), items=self.items,
+            train=np.stack([new_index[train[:, 0]], train[:, 1]], axis=1),
+            validation_items=self.validation_items[keep], test_items=self.test_items[keep],
+            validation_negatives=self.validation_negatives[keep], test_negatives=self.test_negatives[keep],
+            seed=self.seed)
+
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

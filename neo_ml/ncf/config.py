@@ -58,6 +58,10 @@ class NCFConfig(ConfigMixin):
                                                        "default: all of them up to "
                                                        f"{FULL_SOFTMAX_ITEMS:,} items, else {SAMPLED_SOFTMAX} sampled")
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
+    repeat_penalty: bool = config_field(True, "sasrec: learn a score penalty for the items a user has already "
+                                              "read (training data holds no repeats)")
+    window_stride: int | None = config_field(None, "sasrec: new targets per training window; windows overlap "
+                                                   "by history_length - stride items (default: history_length)")
     seed: int = config_field(42, "seed of initialisation, shuffling and negatives")
     threads: int | None = config_field(None, "torch CPU threads per process (default: torch's choice)")
     device: str | None = config_field(None, "auto, cpu, cuda or cuda:N (default: CUDA when present)")
@@ -78,7 +82,7 @@ class NCFConfig(ConfigMixin):
             check_count(getattr(self, name), name)
         for name in ("history_length", "seed"):
             check_count(getattr(self, name), name, least=0)
-        for name in ("gmf_dim", "threads", "softmax_negatives"):
+        for name in ("gmf_dim", "threads", "softmax_negatives", "window_stride"):
             if getattr(self, name) is not None:
                 check_count(getattr(self, name), name)
         hidden = self.hidden_layers
@@ -88,7 +92,7 @@ class NCFConfig(ConfigMixin):
         check_number(self.learning_rate, "learning_rate")
         check_number(self.dropout, "dropout", "a number with 0 <= dropout < 1", below=1.0, zero_allowed=True)
         check_number(self.weight_decay, "weight_decay", "a finite number >= 0", zero_allowed=True)
-        for name in ("sparse", "user_embedding"):
+        for name in ("sparse", "user_embedding", "repeat_penalty"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidRequestError(f"{name} must be true or false, got {brief(getattr(self, name))}")
         if self.is_sequence_model:

@@ -87,6 +87,7 @@ class _Scorer(nn.Module):
     # ``near`` optional item indices per user around which an approximate query is taken.
     item_prior: torch.Tensor | None = None
     retrieval_is_exact = False  # True where the query's inner product is the score itself (GMF)
+    lowers_read_items = False  # True where the score is the inner product less a penalty on the items read
 
     def set_item_prior(self, counts) -> None:
         """Weights of the items (training interactions) for the MLP side's linearisation point.
@@ -272,16 +273,21 @@ class SASRec(_Scorer):
     """Self-attentive sequential recommendation: a user is the attention over their item sequence.
 
     The score of an item is the inner product of the last position's output
-    with the item's embedding (shared by input and output), so retrieval over
-    large catalogues is exact. ``user_embedding`` adds a user id vector, which
-    a user unknown to the checkpoint simply lacks (index ``num_users``).
+    with the item's embedding (shared by input and output), less a learned
+    penalty if the item is among those read (``repeat_penalty``): the residual
+    stream carries each input item's own embedding, so without it the latest
+    item read is in the model's top 10 for 96 % of MovieLens users (median: first).
+    Retrieval over large catalogues stays exact (the search fetches as many
+    more candidates as items read). ``user_embedding`` adds a user id vector,
+    which a user unknown to the checkpoint simply lacks (index ``num_users``).
     """
 
     sequence_model = True
     retrieval_is_exact = True
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, history_length: int = 50,
-                 dropout: float = 0.2, num_blocks: int = 2, num_heads: int = 1, user_embedding: bool = False):
+                 dropout: float = 0.2, num_blocks: int = 2, num_heads: int = 1, user_embedding: bool = False,
+                 repeat_penalty: bool = True):
         super().__init__()
         self._init_sizes(num_users, num_items, history_length)
         self.item_embedding = _embedding(num_items + 1, embedding_dim, padding_idx=num_items)
@@ -296,6 +302,30 @@ class SASRec(_Scorer):
                                        batch_first=True, norm_first=True) for _ in range(num_blocks))
         self.norm = nn.LayerNorm(embedding_dim)
         self.num_heads = num_heads
+        # exp(repeat) is subtracted from the score of each item the model reads in the history
+        self.repeat = nn.Parameter(torch.zeros(())) if repeat_penalty else None
+
+    @property
+    def lowers_read_items(self) -> bool:
+        return self.repeat is not None
+
+    def _penalise(self, logits: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+        """``logits`` less the repeat penalty where ``read`` (same shape, bool) is True."""
+        return logits if self.repeat is None else logits - self.repeat.exp() * read
+
+    def _penalise_all(self, logits: torch.Tensor, read_items: torch.Tensor) -> torch.Tensor:
+        """(rows, num_items) ``logits`` less the repeat penalty at each row's ``read_items`` (pads ignored).
+
+        Only the read entries are touched, each item once per row, so the cost is the window's, not the
+        catalogue's."""
+        if self.repeat is None:
+            return logits
+        ordered = read_items.sort(dim=1).values
+        once = torch.ones_like(ordered, dtype=torch.bool)
+        once[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        rows, columns = (once & (ordered != self.num_items)).nonzero(as_tuple=True)
+        penalty = self.repeat.exp().expand(len(rows))
+        return logits.index_put((rows, ordered[rows, columns]), -penalty, accumulate=True)
 
     def encode(self, sequences: torch.Tensor) -> torch.Tensor:
         """Outputs at every position of (batch, length) item sequences, oldest first, padded on the left
@@ -319,17 +349,19 @@ class SASRec(_Scorer):
         vector = self.encode(history.flip(1))[:, -1]  # history rows are latest first
         if self.user is not None:  # an unknown user (index >= num_users) gets the zero padding row
             vector = vector + self.user(torch.where(users < self.num_users, users, self.num_users))
-        return (vector,)
+        return (vector, history)
 
     def _items(self) -> torch.Tensor:
         return self.item_embedding.weight[:self.num_items]
 
     def score(self, vectors, items) -> torch.Tensor:
-        return (vectors[0] * self.item_embedding(items)).sum(-1)
+        logits = (vectors[0] * self.item_embedding(items)).sum(-1)
+        return self._penalise(logits, (items[:, None] == vectors[1]).any(1))
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:
-        return self.user_vectors(users, history)[0] @ self._items().T
+        vector, history = self.user_vectors(users, history)
+        return self._penalise_all(vector @ self._items().T, history)
 
     def retrieval_items(self) -> torch.Tensor:
         return self._items()
@@ -346,13 +378,28 @@ class SASRec(_Scorer):
         if self.user is not None and users is not None:
             hidden = hidden + self.user(users).unsqueeze(1)
         real = targets != self.num_items
+        length = inputs.shape[1]
+        read = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()  # (position, read)
+        read = read.expand(len(inputs), -1, -1)[real]
+        read_items = torch.where(read, inputs.unsqueeze(1).expand(-1, length, -1)[real], self.num_items)
         hidden, targets = hidden[real], targets[real]
         if negatives is None:
-            return nn.functional.cross_entropy(hidden @ self._items().T, targets)
+            logits = self._penalise_all(hidden @ self._items().T, read_items)
+            return nn.functional.cross_entropy(logits, targets)
         positive = (hidden * self.item_embedding(targets)).sum(-1, keepdim=True)
-        sampled = (hidden @ self.item_embedding(negatives).T).masked_fill(negatives == targets[:, None], -torch.inf)
-        logits = torch.cat([positive, sampled], dim=1)
+        sampled = hidden @ self.item_embedding(negatives).T
+        if self.repeat is not None:
+            positive = self._penalise(positive, (read_items == targets[:, None]).any(1, keepdim=True))
+            sampled = self._penalise(sampled, self._read_among(read_items, negatives))
+        logits = torch.cat([positive, sampled.masked_fill(negatives == targets[:, None], -torch.inf)], dim=1)
         return nn.functional.cross_entropy(logits, torch.zeros_like(targets))
+
+    @staticmethod
+    def _read_among(read_items, negatives, chunk: int = 1024) -> torch.Tensor:
+        """(positions, negatives): whether each sampled item is among the items each position read."""
+        parts = [(read_items[i:i + chunk, :, None] == negatives).any(1)
+                 for i in range(0, len(read_items), chunk)]
+        return torch.cat(parts)
 
 
 ARCHITECTURES = {"mlp": NCFModel, "gmf": GMF, "neumf": NeuMF, "sasrec": SASRec}

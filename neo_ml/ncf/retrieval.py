@@ -126,7 +126,9 @@ class ItemSearch:
             logits = self.model.score_all_items(users, history)
         else:
             vectors = self.model.user_vectors(users, history)
-            wanted = min(max(self.candidates, top_k) + max(map(len, masked)), self.model.num_items)
+            # Items scored below their inner product (read ones) may leave the top: fetch as many more.
+            lowered = history.shape[1] if history is not None and self.model.lowers_read_items else 0
+            wanted = min(max(self.candidates, top_k) + max(map(len, masked)) + lowered, self.model.num_items)
             candidates, logits = self._retrieve(vectors, wanted)
             if not self.model.retrieval_is_exact:
                 # The MLP side's estimate is taken around the typical item; a second search taken

@@ -92,20 +92,24 @@ class SequenceWindows:
     targets: np.ndarray  # (windows, length); ``pad`` where there is no input
 
     @classmethod
-    def from_pairs(cls, pairs: np.ndarray, length: int, pad: int, per_user: int | None = None) -> SequenceWindows:
-        """Every user's time-ordered items cut, from the latest back, into windows of ``length`` next-item
-        predictions, so every training interaction is a target once (its user's first item is only read);
-        ``per_user``: only that many of each user's latest windows."""
+    def from_pairs(cls, pairs: np.ndarray, length: int, pad: int, stride: int | None = None) -> SequenceWindows:
+        """Every user's time-ordered items cut, from the latest back, into windows of ``length`` inputs,
+        so every training interaction is a target once (its user's first item is only read).
+
+        ``stride`` (default ``length``): windows overlap by ``length - stride`` items, and only each
+        window's last ``stride`` positions are targets, so every target reads at least
+        ``length - stride`` earlier items where its user has them."""
+        stride = length if stride is None else stride
         users, inputs, targets = [], [], []
         starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
         for start, end in zip(starts, np.r_[starts[1:], len(pairs)], strict=True):
             items = pairs[start:end, 1]
-            for stop in list(range(len(items), 1, -length))[:per_user]:  # targets items[first:stop]
-                first = max(1, stop - length)
+            for stop in range(len(items), 1, -stride):  # reads items[first - 1:stop - 1]
+                first, targeted = max(1, stop - length), max(1, stop - stride)
                 row_inputs = np.full(length, pad, dtype=np.int64)
                 row_targets = np.full(length, pad, dtype=np.int64)
                 row_inputs[length - (stop - first):] = items[first - 1:stop - 1]
-                row_targets[length - (stop - first):] = items[first:stop]
+                row_targets[length - (stop - targeted):] = items[targeted:stop]
                 users.append(pairs[start, 0])
                 inputs.append(row_inputs)
                 targets.append(row_targets)

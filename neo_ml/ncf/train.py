@@ -55,6 +55,11 @@ class TrainResult:
     validation_metrics: dict[str, float]
     train_seconds: float
 
+    @property
+    def seconds_to_best_epoch(self) -> float:
+        """Training time up to the end of the chosen epoch (validation included): what a run needs."""
+        return float(sum(record["seconds"] for record in self.history[:self.best_epoch]))
+
 
 @torch.no_grad()
 def _validation_loss(model, split: LeaveOneOutSplit, ratio: int, chunk: int = 4096) -> float:
@@ -317,7 +322,8 @@ def _fit_sequences(split: LeaveOneOutSplit, config: NCFConfig, ranks: Ranks):
     """An epoch of a sequence model: windows of each user's items in time order, the next item predicted
     at every position against every item (or sampled items: ``NCFConfig.negatives_for``); examples are
     the predicted positions."""
-    windows = SequenceWindows.from_pairs(split.train, config.history_length, pad=split.num_items)
+    windows = SequenceWindows.from_pairs(split.train, config.history_length, pad=split.num_items,
+                                         stride=config.window_stride)
     per_batch = max(1, config.batch_size // ranks.world_size)
     negatives = config.negatives_for(split.num_items)
 

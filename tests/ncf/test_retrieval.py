@@ -73,6 +73,23 @@ def test_gmf_retrieval_is_exact_because_its_score_is_the_inner_product(tmp_path,
         assert _items(two_stage.recommend(user, 10)) == _items(exact.recommend(user, 10))
 
 
+def test_sasrec_two_stage_is_exact_though_the_items_read_score_below_their_inner_product(tmp_path,
+                                                                                         synthetic_split):
+    config = NCFConfig(architecture="sasrec", embedding_dim=8, history_length=6)
+    model = build_model("sasrec", synthetic_split.num_users, synthetic_split.num_items, embedding_dim=8,
+                        history_length=6)
+    with torch.no_grad():
+        model.repeat.fill_(3.0)  # a penalty of e^3 pushes read items out of the inner product's top 10
+    path = tmp_path / "sasrec.pt"
+    save_ncf_checkpoint(path, model, config.to_dict(), synthetic_split.users, synthetic_split.items,
+                        synthetic_split.train, {}, [], "x", "test")
+    two_stage = NCFService(model_path=path, retrieval="matmul", candidates=10)
+    exact = NCFService(model_path=path, retrieval="exact")
+    for user in synthetic_split.users.ids[:20]:
+        assert _items(two_stage.recommend(user, 10, exclude_seen=False)) == \
+            _items(exact.recommend(user, 10, exclude_seen=False))
+
+
 def test_recommend_batch_equals_one_recommend_per_user(trained_checkpoint):
     for retrieval in ("exact", "ivf"):
         service = NCFService(model_path=trained_checkpoint, retrieval=retrieval, candidates=40, nprobe=4)

@@ -1,5 +1,7 @@
 """The self-attentive sequence model: windows, causality, exact retrieval, training, serving."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,14 @@ def test_windows_make_every_interaction_after_a_users_first_a_target_once():
     assert windows.targets.tolist() == [[12, 13, 14], [PAD, PAD, 11], [PAD, PAD, 21]]
     targets = windows.targets[windows.targets != PAD]
     assert sorted(targets.tolist()) == [11, 12, 13, 14, 21]
+
+
+def test_overlapping_windows_give_every_target_earlier_items_to_read():
+    pairs = np.array([[0, 10], [0, 11], [0, 12], [0, 13], [0, 14]])
+    windows = SequenceWindows.from_pairs(pairs, length=3, pad=PAD, stride=2)
+    assert windows.inputs.tolist() == [[11, 12, 13], [PAD, 10, 11]]
+    assert windows.targets.tolist() == [[PAD, 13, 14], [PAD, 11, 12]]  # 13 reads 11 and 12 before it
+    assert sorted(windows.targets[windows.targets != PAD].tolist()) == [11, 12, 13, 14]
 
 
 def _model(**options):
@@ -47,14 +57,46 @@ def test_pads_are_never_attended():
     assert torch.allclose(padded, alone, atol=1e-6)
 
 
-def test_scores_are_inner_products_so_retrieval_is_exact():
+def test_scores_are_inner_products_less_the_learned_penalty_on_items_read():
     model = _model()
-    users, history = torch.tensor([0, 3]), torch.tensor([[1, 2, 3, 30, 30, 30], [9, 8, 7, 6, 5, 4]])
+    with torch.no_grad():
+        model.repeat.fill_(math.log(3.0))
+    users, history = torch.tensor([0, 3]), torch.tensor([[1, 2, 2, 30, 30, 30], [9, 8, 7, 6, 5, 4]])
     every = model.score_all_items(users, history)
     vectors = model.user_vectors(users, history)
-    assert torch.allclose(every, model.retrieval_queries(vectors) @ model.retrieval_items().T, atol=1e-5)
-    one = model.score(tuple(v[[1]] for v in vectors), torch.tensor([17]))
-    assert torch.allclose(one, every[1, 17], atol=1e-5)
+    inner = model.retrieval_queries(vectors) @ model.retrieval_items().T
+    read = torch.zeros_like(inner)
+    read[0, [1, 2]] = read[1, [4, 5, 6, 7, 8, 9]] = 1.0  # a repeated item once, pads never
+    assert torch.allclose(every, inner - 3.0 * read, atol=1e-5)
+    for row, item in ((1, 17), (1, 8), (0, 2)):
+        one = model.score(tuple(v[[row]] for v in vectors), torch.tensor([item]))
+        assert torch.allclose(one, every[row, item], atol=1e-5)
+    plain = _model(repeat_penalty=False)
+    assert torch.allclose(plain.score_all_items(users, history),
+                          plain.retrieval_queries(plain.user_vectors(users, history)) @ plain.retrieval_items().T,
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("softmax_negatives", [None, torch.tensor([7, 8, 2, 6])])
+def test_training_lowers_each_position_on_the_items_read_up_to_it(softmax_negatives):
+    model = _model()
+    with torch.no_grad():
+        model.repeat.fill_(math.log(2.0))
+    inputs, targets = torch.tensor([[30, 1, 2, 3, 2, 5]]), torch.tensor([[30, 2, 3, 1, 5, 6]])
+    loss = model.sequence_loss(inputs, targets, softmax_negatives)
+    hidden = model.encode(inputs)[0]
+    items = model.item_embedding.weight[:30]
+    expected = []
+    for position in range(1, 6):
+        read = set(inputs[0, 1:position + 1].tolist())
+        target = int(targets[0, position])
+        candidates = list(range(30)) if softmax_negatives is None else \
+            [target] + [n for n in softmax_negatives.tolist() if n != target]
+        logits = torch.stack([hidden[position] @ items[i] - (2.0 if i in read else 0.0) for i in candidates])
+        expected.append(-torch.log_softmax(logits, 0)[candidates.index(target)])
+    assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)
+    loss.backward()
+    assert model.repeat.grad is not None and model.repeat.grad != 0
 
 
 def test_a_user_unknown_to_the_id_table_is_read_from_history_alone():
@@ -68,7 +110,7 @@ def test_a_user_unknown_to_the_id_table_is_read_from_history_alone():
 
 
 def test_sampled_softmax_is_the_cross_entropy_over_target_and_negatives():
-    model = _model()
+    model = _model(repeat_penalty=False)
     inputs, targets = torch.tensor([[30, 1, 2, 3, 4, 5]]), torch.tensor([[30, 2, 3, 4, 5, 6]])
     negatives = torch.tensor([7, 8, 6])  # 6 is the last target: left out for that position
     loss = model.sequence_loss(inputs, targets, negatives)
@@ -127,6 +169,18 @@ def test_a_sasrec_checkpoint_serves_known_users_through_the_service(tmp_path, sy
     assert len(ranked) == 5 and not {item for item, _ in ranked} & seen
     scores = service.predict_batch(user, [item for item, _ in ranked])
     assert [round(scores[item], 6) for item, _ in ranked] == [round(score, 6) for _, score in ranked]
+
+
+def test_a_sasrec_checkpoint_saved_before_the_repeat_penalty_still_loads(tmp_path, synthetic_split):
+    from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_ncf_checkpoint
+
+    config = NCFConfig(architecture="sasrec", embedding_dim=8, history_length=6, repeat_penalty=False).to_dict()
+    del config["repeat_penalty"], config["window_stride"]  # the fields that version lacked
+    model = SASRec(synthetic_split.num_users, synthetic_split.num_items, 8, 6, repeat_penalty=False)
+    path = save_ncf_checkpoint(tmp_path / "old.pt", model, config, synthetic_split.users, synthetic_split.items,
+                               synthetic_split.train, {}, [], "x", "test")
+    reloaded = model_from_checkpoint(load_ncf_checkpoint(path))
+    assert not reloaded.lowers_read_items
 
 
 @pytest.fixture(scope="module")

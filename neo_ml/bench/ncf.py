@@ -23,27 +23,26 @@ import torch
 
 from neo_ml import paths
 from neo_ml.bench.new_users import benchmark_new_users, format_new_users
-from neo_ml.bench.timing import finish_report, latency_percentiles, time_calls
+from neo_ml.bench.timing import figures, finish_report, latency_percentiles, mean_and_sd, mean_sd_cell, time_calls
 from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split, random_holdout_split, split_75_25
 from neo_ml.ncf.baselines import SEED_MLP, PopularityModel
 from neo_ml.ncf.checkpoint import save_trained
 from neo_ml.ncf.config import NCFConfig
-from neo_ml.ncf.evaluate import evaluate_model, top_k_metrics
+from neo_ml.ncf.evaluate import LOO_KEYS, evaluate_model, top_k_metrics
 from neo_ml.ncf.service import NCFService
 from neo_ml.ncf.train import train_ncf_model
 
 SPLIT_SEED = 2017
+SASREC_VARIANT = "SASRec (self-attention over the latest 50 items, no user id)"  # the default to be
 # name -> changes to the default NCFConfig
 NCF_VARIANTS = {
     "NeuMF + history (default)": {},
     "NeuMF, no history": {**SEED_MLP, "architecture": "neumf"},
     "MLP [128,64,32] (seed), no history": SEED_MLP,
-    "SASRec (self-attention over the latest 50 items, no user id)": {"architecture": "sasrec"},
+    SASREC_VARIANT: {"architecture": "sasrec"},
 }
-NEW_USER_VARIANT = "SASRec (self-attention over the latest 50 items, no user id)"  # the default to be
-LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
 
 
 def movielens_loo_split(ratings: pd.DataFrame) -> LeaveOneOutSplit:
@@ -55,15 +54,6 @@ def movielens_loo_split(ratings: pd.DataFrame) -> LeaveOneOutSplit:
     split = leave_one_out_split(ratings, seed=SPLIT_SEED)
     split.save(path)
     return split
-
-
-def _summary(runs: list[dict], keys) -> dict:
-    out = {}
-    for key in keys:
-        values = np.array([run[key] for run in runs], dtype=float)
-        out[key] = float(values.mean())
-        out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return out
 
 
 def benchmark_loo(split: LeaveOneOutSplit, seeds, variants) -> tuple[dict, dict]:
@@ -78,10 +68,10 @@ def benchmark_loo(split: LeaveOneOutSplit, seeds, variants) -> tuple[dict, dict]
             test = evaluate_model(trained.model, split, "test")
             runs.append({**test, "seed": seed, "best_epoch": trained.best_epoch,
                          "train_seconds": trained.train_seconds, "seconds_to_best": trained.seconds_to_best_epoch})
-            print(f"  {name:38s} seed {seed}: " + "  ".join(f"{k} {test[k]:.4f}" for k in LOO_KEYS)
-                  + f"  epoch {trained.best_epoch}  {trained.train_seconds:.1f}s", file=sys.stderr)
+            print(f"  {name:38s} seed {seed}: {figures(test, LOO_KEYS)}  epoch {trained.best_epoch}  "
+                  f"{trained.train_seconds:.1f}s", file=sys.stderr)
             kept.setdefault(name, {})[seed] = trained
-        results[name] = {**_summary(runs, (*LOO_KEYS, "train_seconds", "seconds_to_best")), "runs": runs}
+        results[name] = {**mean_and_sd(runs, (*LOO_KEYS, "train_seconds", "seconds_to_best")), "runs": runs}
     return results, kept
 
 
@@ -123,7 +113,7 @@ def benchmark_75_25(ratings: pd.DataFrame, seeds, variants=None, k: int = 10) ->
                          "train_seconds": trained.train_seconds})
             print(f"  75/25 {name:32s} seed {seed}: ndcg@10 {runs[-1]['ndcg@10']:.4f}  "
                   f"epoch {trained.best_epoch}", file=sys.stderr)
-        out[name] = {**_summary(runs, [key for key in runs[0] if key != "runs"]), "runs": runs}
+        out[name] = {**mean_and_sd(runs, [key for key in runs[0] if key != "runs"]), "runs": runs}
     return out
 
 
@@ -158,9 +148,9 @@ def format_report(report: dict) -> str:
              "| model | HR@10 sampled | NDCG@10 sampled | HR@10 full | NDCG@10 full | training s (to the chosen) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, row in report["loo"].items():
-        cells = [f"{row[k]:.3f} +- {row.get(k + '_sd', 0):.3f}" for k in LOO_KEYS]
+        cells = [mean_sd_cell(row, k) for k in LOO_KEYS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['train_seconds']:.1f} "
-                     f"({row.get('seconds_to_best', row['train_seconds']):.1f}) |")
+                     f"({row['seconds_to_best']:.1f}) |")
     if "new_users" in report:
         lines += ["", format_new_users(report["new_users"])]
     if "75_25" in report:
@@ -190,10 +180,10 @@ def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | No
               "default_config": NCFConfig().to_dict(), "variants": variants, "loo": loo}
     if not quick:
         report["75_25"] = benchmark_75_25(ratings, seeds)
-    if NEW_USER_VARIANT in variants:
-        changes = variants[NEW_USER_VARIANT]
-        report["new_users"] = {"model": NEW_USER_VARIANT, **benchmark_new_users(
-            split, {seed: NCFConfig(**changes, seed=seed) for seed in seeds}, trained[NEW_USER_VARIANT])}
+    if SASREC_VARIANT in variants:
+        changes = variants[SASREC_VARIANT]
+        report["new_users"] = {"model": SASREC_VARIANT, **benchmark_new_users(
+            split, {seed: NCFConfig(**changes, seed=seed) for seed in seeds}, trained[SASREC_VARIANT])}
     default = trained[next(iter(variants))][seeds[0]]
     report["latency"] = benchmark_latency(default, split, calls=500 if quick else 2000)
     return finish_report(report, started, output, format_report)

@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neo_ml.bench.timing import figures, mean_and_sd, mean_sd_cell
 from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_interactions
 from neo_ml.data.splits import LeaveOneOutSplit
 from neo_ml.ncf.checkpoint import save_trained
 from neo_ml.ncf.config import NCFConfig
-from neo_ml.ncf.evaluate import hit_rate_and_ndcg
+from neo_ml.ncf.evaluate import LOO_KEYS, hit_rate_and_ndcg
 from neo_ml.ncf.service import NCFService
 from neo_ml.ncf.train import TrainResult, train_ncf_model
 
 NEW_USER_SHARE = 0.1
-NEW_USER_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")
 
 
 def pick_new_users(split: LeaveOneOutSplit, share: float, seed: int) -> np.ndarray:
@@ -70,19 +70,19 @@ def new_user_run(split: LeaveOneOutSplit, config: NCFConfig, warm: TrainResult, 
     served from the database by it (new) and by ``warm``, trained with them on the whole split.
     ``interactions``: the frame the split was made from (default: MovieLens-100k's)."""
     users = pick_new_users(split, share, config.seed)
-    cold = train_ncf_model(split.without_users(users), config, progress=False)
+    without = split.without_users(users)
+    cold = train_ncf_model(without, config, progress=False)
     frame = load_movielens_interactions() if interactions is None else interactions
     with tempfile.TemporaryDirectory() as tmp:
         engine = _database_before_test(Path(tmp) / "new_users.db", split, users, frame)
         out = {"users": len(users), "train_seconds": cold.train_seconds, "best_epoch": cold.best_epoch}
-        for name, trained, trained_on in (("new", cold, split.without_users(users)), ("warm", warm, split)):
+        for name, trained, trained_on in (("new", cold, without), ("warm", warm, split)):
             checkpoint = save_trained(Path(tmp) / f"{name}.pt", trained, trained_on, {}, ML100K_CHECKSUM,
                                       "ml-100k")
             out[name] = served_ranks(NCFService(db=engine, model_path=checkpoint), split, users)
         engine.dispose()
-    print(f"  new users seed {config.seed}: {len(users)} users; new " +
-          "  ".join(f"{k} {out['new'][k]:.4f}" for k in NEW_USER_KEYS) + "; warm " +
-          "  ".join(f"{k} {out['warm'][k]:.4f}" for k in NEW_USER_KEYS), file=sys.stderr)
+    print(f"  new users seed {config.seed}: {len(users)} users; new {figures(out['new'], LOO_KEYS)}; "
+          f"warm {figures(out['warm'], LOO_KEYS)}", file=sys.stderr)
     return out
 
 
@@ -92,9 +92,7 @@ def benchmark_new_users(split: LeaveOneOutSplit, configs: dict[int, NCFConfig], 
     runs = [new_user_run(split, configs[seed], warm[seed], share, interactions) for seed in configs]
     out = {"share": share, "users_per_seed": runs[0]["users"], "seeds": list(configs), "runs": runs}
     for side in ("new", "warm"):
-        values = {k: np.array([run[side][k] for run in runs]) for k in NEW_USER_KEYS}
-        out[side] = {k: float(v.mean()) for k, v in values.items()}
-        out[side] |= {f"{k}_sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()}
+        out[side] = mean_and_sd([run[side] for run in runs], LOO_KEYS)
     return out
 
 
@@ -108,7 +106,5 @@ def format_new_users(result: dict) -> str:
              "", "| users | HR@10 sampled | NDCG@10 sampled | HR@10 full | NDCG@10 full |",
              "| --- | --- | --- | --- | --- |"]
     for side, label in (("new", "new to the checkpoint"), ("warm", "trained warm")):
-        row = result[side]
-        lines.append(f"| {label} | " + " | ".join(f"{row[k]:.3f} +- {row[k + '_sd']:.3f}" for k in NEW_USER_KEYS)
-                     + " |")
+        lines.append(f"| {label} | " + " | ".join(mean_sd_cell(result[side], k) for k in LOO_KEYS) + " |")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""What every benchmark suite shares: timing calls, their percentiles, and writing the report.
+"""What every benchmark suite shares: timing calls, their percentiles, summaries over seeds, and writing
+the report.
 
 Kept apart from the suites so that each suite imports it and none imports another.
 """
@@ -32,6 +33,26 @@ def time_calls(call, arguments: list, warmup: int = 20) -> list[float]:
         call(*args)
         samples.append(time.perf_counter() - started)
     return samples
+
+
+def mean_and_sd(runs: list[dict], keys) -> dict:
+    """Per key, the mean over ``runs`` and, as ``<key>_sd``, their sample sd (0 for a single run)."""
+    out = {}
+    for key in keys:
+        values = np.array([run[key] for run in runs], dtype=float)
+        out[key] = float(values.mean())
+        out[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def mean_sd_cell(row: dict, key: str) -> str:
+    """A table cell "mean +- sd" from a ``mean_and_sd`` row (sd 0 where the row has none)."""
+    return f"{row[key]:.3f} +- {row.get(key + '_sd', 0):.3f}"
+
+
+def figures(metrics: dict, keys) -> str:
+    """A progress line's "key value" pairs."""
+    return "  ".join(f"{key} {metrics[key]:.4f}" for key in keys)
 
 
 def finish_report(report: dict, started: float, output: Path | None, format_report) -> dict:

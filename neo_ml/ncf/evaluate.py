@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+LOO_KEYS = ("hr@10", "ndcg@10", "hr@10_full", "ndcg@10_full")  # evaluate_model's figures at k = 10
+
 
 def hit_rate_and_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
     """Mean HR@k and NDCG@k from 0-based ranks of the held-out item."""

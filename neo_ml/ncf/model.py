@@ -309,9 +309,15 @@ class SASRec(_Scorer):
     def lowers_read_items(self) -> bool:
         return self.repeat is not None
 
-    def _penalise(self, logits: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
-        """``logits`` less the repeat penalty where ``read`` (same shape, bool) is True."""
-        return logits if self.repeat is None else logits - self.repeat.exp() * read
+    def _penalise(self, logits: torch.Tensor, items: torch.Tensor, read_items: torch.Tensor) -> torch.Tensor:
+        """(rows, k) ``logits`` of (rows, k) ``items`` less the repeat penalty where an item is among its
+        row's (rows, length) ``read_items``; compared a bounded block of rows at a time."""
+        if self.repeat is None:
+            return logits
+        chunk = max(1, 2 ** 24 // (items.shape[1] * read_items.shape[1]))
+        read = torch.cat([(items[i:i + chunk, :, None] == read_items[i:i + chunk, None, :]).any(-1)
+                          for i in range(0, len(items), chunk)])
+        return logits - self.repeat.exp() * read
 
     def _penalise_all(self, logits: torch.Tensor, read_items: torch.Tensor) -> torch.Tensor:
         """(rows, num_items) ``logits`` less the repeat penalty at each row's ``read_items`` (pads ignored).
@@ -356,7 +362,7 @@ class SASRec(_Scorer):
 
     def score(self, vectors, items) -> torch.Tensor:
         logits = (vectors[0] * self.item_embedding(items)).sum(-1)
-        return self._penalise(logits, (items[:, None] == vectors[1]).any(1))
+        return self._penalise(logits[:, None], items[:, None], vectors[1])[:, 0]
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:
@@ -378,28 +384,24 @@ class SASRec(_Scorer):
         if self.user is not None and users is not None:
             hidden = hidden + self.user(users).unsqueeze(1)
         real = targets != self.num_items
-        length = inputs.shape[1]
-        read = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()  # (position, read)
-        read = read.expand(len(inputs), -1, -1)[real]
-        read_items = torch.where(read, inputs.unsqueeze(1).expand(-1, length, -1)[real], self.num_items)
+        read_items = self._read_up_to_each(inputs)[real] if self.repeat is not None else None
         hidden, targets = hidden[real], targets[real]
         if negatives is None:
             logits = self._penalise_all(hidden @ self._items().T, read_items)
             return nn.functional.cross_entropy(logits, targets)
         positive = (hidden * self.item_embedding(targets)).sum(-1, keepdim=True)
-        sampled = hidden @ self.item_embedding(negatives).T
-        if self.repeat is not None:
-            positive = self._penalise(positive, (read_items == targets[:, None]).any(1, keepdim=True))
-            sampled = self._penalise(sampled, self._read_among(read_items, negatives))
-        logits = torch.cat([positive, sampled.masked_fill(negatives == targets[:, None], -torch.inf)], dim=1)
-        return nn.functional.cross_entropy(logits, torch.zeros_like(targets))
+        logits = torch.cat([positive, hidden @ self.item_embedding(negatives).T], dim=1)
+        candidates = torch.cat([targets[:, None], negatives.expand(len(targets), -1)], dim=1)
+        logits = self._penalise(logits, candidates, read_items)
+        itself = candidates == targets[:, None]
+        itself[:, 0] = False  # a negative that is the target itself is left out
+        return nn.functional.cross_entropy(logits.masked_fill(itself, -torch.inf), torch.zeros_like(targets))
 
-    @staticmethod
-    def _read_among(read_items, negatives, chunk: int = 1024) -> torch.Tensor:
-        """(positions, negatives): whether each sampled item is among the items each position read."""
-        parts = [(read_items[i:i + chunk, :, None] == negatives).any(1)
-                 for i in range(0, len(read_items), chunk)]
-        return torch.cat(parts)
+    def _read_up_to_each(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(batch, length, length): at each position, the window's items up to it, pads after."""
+        length = inputs.shape[1]
+        read = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()  # (position, read)
+        return torch.where(read, inputs.unsqueeze(1), self.num_items)
 
 
 ARCHITECTURES = {"mlp": NCFModel, "gmf": GMF, "neumf": NeuMF, "sasrec": SASRec}

@@ -32,8 +32,9 @@ def synthetic_split(synthetic_frame):
     return leave_one_out_split(synthetic_frame, seed=1)
 
 
-SMALL_CONFIG = dict(embedding_dim=16, hidden_layers=[32, 16], epochs=6, batch_size=256, patience=2,
-                    history_length=3, seed=0)
+# The pointwise NeuMF + history: the service, checkpoint and safety tests exercise its paths.
+SMALL_CONFIG = dict(architecture="neumf", embedding_dim=16, hidden_layers=[32, 16], epochs=6, batch_size=256,
+                    patience=2, history_length=3, seed=0)
 
 
 @pytest.fixture(scope="session")

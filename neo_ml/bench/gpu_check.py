@@ -2,9 +2,10 @@
 
     python -m neo_ml.gpu_check [--epochs 3] [--docs 512]
 
-1. NCF training: the default NeuMF + history on MovieLens-100k (NCF-LOO) for
-   ``--epochs`` epochs on CUDA, then on the CPU: pairs per second and the
-   validation HR@10 of each (they should agree within noise).
+1. NCF training: the default model (SASRec) on MovieLens-100k (NCF-LOO) for
+   ``--epochs`` epochs on CUDA, then on the CPU: training examples (predicted
+   positions) per second and the validation HR@10 of each (they should agree
+   within noise).
 2. NCF serving: ``recommend`` over a 1M-item catalogue, exact scoring of every
    item, on CUDA and on the CPU: p50/p95 ms.
 3. Classifier: all-MiniLM-L6-v2 embeddings of ``--docs`` 20 Newsgroups test
@@ -55,8 +56,9 @@ def check_serving(items: int = 1_000_000, users: int = 1000, queries: int = 50) 
     figures = {}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "catalogue.pt"
-        save_ncf_checkpoint(path, model, NCFConfig().to_dict(), IdMap(tuple(map(str, range(users)))),
-                            IdMap(tuple(map(str, range(items)))), pairs, {}, [], "random", "gpu_check")
+        save_ncf_checkpoint(path, model, NCFConfig(architecture="neumf").to_dict(),
+                            IdMap(tuple(map(str, range(users)))), IdMap(tuple(map(str, range(items)))), pairs, {}, [],
+                            "random", "gpu_check")
         for device in ("cuda", "cpu"):
             service = NCFService(model_path=path, retrieval="exact", device=device)
             calls = [(str(u), 10) for u in range(queries)]

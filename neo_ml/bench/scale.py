@@ -1,21 +1,25 @@
 """Scale benchmarks: NCF training up to MovieLens-20M size, and serving catalogues up to a million items.
 
-    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]
-    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]
+    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches N] [--architecture A]
+    python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR] [--architecture A]
+
+``--architecture``: the default's (sasrec) unless told; neumf gives the
+previous default, NeuMF + history.
 
 Training: each size runs in a fresh process, so its peak resident memory is its own:
 generate the interactions (``data.synthetic.create_scale_interactions``, the
 users and items of the MovieLens release of that size), split them NCF-LOO,
-then train the default NeuMF + history for one epoch, negatives streamed
-batch by batch, and score every user's validation item. ``--max-batches``
-ends the epoch early; throughput is the training pairs (positives and
-negatives) per second of the optimisation loop.
+then train for one epoch and score every user's validation item; dense and
+sparse gradients (a sequence model: full softmax, then sparse with sampled
+softmax). ``--max-batches`` ends the epoch early (default: 3,000 batches of
+pairs, 300 of windows). Throughput is the training examples per second of
+the optimisation loop: pairs (positives and negatives), or predicted positions.
 
 Serving: for each catalogue size, 20,000 synthetic users with 1M
-interactions over that many items train the default NeuMF + history (sparse
-embedding gradients, a few epochs), and ``NCFService`` serves the checkpoint
-exactly (every item scored) and in two stages (``ncf.retrieval``: FAISS IVF
-or an exact matrix product picks the candidates, NeuMF scores them). Reported:
+interactions over that many items train the model (sparse embedding
+gradients, a few epochs), and ``NCFService`` serves the checkpoint exactly
+(every item scored) and in two stages (``ncf.retrieval``: FAISS IVF or an
+exact matrix product picks the candidates, the model scores them). Reported:
 ``recommend`` p50/p95 latency over known users, the recall of the exact top 10
 in the two-stage top 10, and ``recommend_batch`` users per second.
 """
@@ -50,11 +54,17 @@ def peak_memory_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = False, seed: int = 0) -> dict:
+DEFAULT_BATCHES = {False: 3000, True: 300}  # by is_sequence_model: a batch of windows is 50 predictions each
+
+
+def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = False, seed: int = 0,
+                   architecture: str | None = None) -> dict:
     """Generate, split and train one epoch at ``size``; seconds, throughput and peak memory.
 
     ``sparse``: sparse embedding gradients with SparseAdam (``NCFConfig.sparse``).
     """
+    config = NCFConfig(**({"architecture": architecture} if architecture else {}), epochs=1, seed=seed,
+                       sparse=sparse)
     users, items, interactions = SIZES[size]
     started = time.perf_counter()
     coded = create_scale_interactions(users, items, interactions, seed=seed)
@@ -63,10 +73,12 @@ def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = Fal
     rows = len(coded)
     del coded
     split_done = time.perf_counter()
-    result = train_ncf_model(split, NCFConfig(epochs=1, seed=seed, sparse=sparse), progress=False,
-                             max_batches=max_batches)
+    result = train_ncf_model(split, config, progress=False, max_batches=max_batches)
     epoch = result.history[0]
-    return {"size": size, "sparse": sparse, "users": split.num_users, "items": split.num_items, "interactions": rows,
+    return {"size": size, "architecture": config.architecture, "sparse": sparse,
+            "softmax_negatives": config.negatives_for(split.num_items) if config.is_sequence_model else None,
+            "examples_per_positive": 1 if config.is_sequence_model else 1 + config.num_negatives,
+            "users": split.num_users, "items": split.num_items, "interactions": rows,
             "train_positives": len(split.train), "max_batches": max_batches,
             "generate_seconds": generated - started, "split_seconds": split_done - generated,
             "train_pairs": epoch["train_pairs"], "fit_seconds": epoch["fit_seconds"],
@@ -84,26 +96,39 @@ def run_in_fresh_process(*arguments: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _gradients(row: dict) -> str:
+    kind = "sparse" if row["sparse"] else "dense"
+    if row.get("examples_per_positive", 5) != 1:
+        return kind
+    return kind + (f", {row['softmax_negatives']} sampled" if row["softmax_negatives"] else ", full softmax")
+
+
 def format_report(report: dict) -> str:
-    lines = ["NCF training at scale (default NeuMF + history, batch 1024 pairs, 4 negatives per positive, "
-             f"{report['torch_threads']} torch threads)", "",
-             "| size | users | items | interactions | gradients | pairs trained | pairs/s | epoch (est.) min | "
+    config = report["config"]
+    sequence = config["architecture"] == "sasrec"
+    what = (f"{config['batch_size']} windows of {config['history_length']} items per batch, every position predicted"
+            if sequence else f"batch {config['batch_size']} pairs, {config['num_negatives']} negatives per positive")
+    lines = [f"NCF training at scale ({config['architecture']}, {what}, {report['torch_threads']} torch threads)", "",
+             "| size | users | items | interactions | gradients | examples trained | examples/s | epoch (est.) min | "
              "validation s | generate + split s | peak GiB |", "| --- " * 11 + "|"]
     for row in report["runs"]:
-        epoch_minutes = 5 * row["train_positives"] / row["pairs_per_second"] / 60
+        epoch_minutes = row.get("examples_per_positive", 5) * row["train_positives"] / row["pairs_per_second"] / 60
         lines.append(f"| {row['size']} | {row['users']:,} | {row['items']:,} | {row['interactions']:,} | "
-                     f"{'sparse' if row['sparse'] else 'dense'} | {row['train_pairs']:,} | "
+                     f"{_gradients(row)} | {row['train_pairs']:,} | "
                      f"{row['pairs_per_second']:,.0f} | {epoch_minutes:.1f} | {row['validation_seconds']:.1f} | "
                      f"{row['generate_seconds'] + row['split_seconds']:.0f} | {row['peak_memory_gib']:.2f} |")
     return "\n".join(lines)
 
 
-def run_scale_benchmark(sizes=tuple(SIZES), max_batches: int | None = 3000, output: Path | None = None) -> dict:
+def run_scale_benchmark(sizes=tuple(SIZES), max_batches: int | None = None, output: Path | None = None,
+                        architecture: str | None = None) -> dict:
+    """``max_batches``: None for ``DEFAULT_BATCHES``, 0 for whole epochs."""
     started = time.perf_counter()
-    runs = [run_in_fresh_process("train", size, str(max_batches or 0), gradients)
+    config = NCFConfig(**({"architecture": architecture} if architecture else {}))
+    batches = DEFAULT_BATCHES[config.is_sequence_model] if max_batches is None else max_batches
+    runs = [run_in_fresh_process("train", size, str(batches), gradients, config.architecture)
             for size in sizes for gradients in ("dense", "sparse")]
-    report = {"suite": "scale", "runs": runs, "torch_threads": torch.get_num_threads(),
-              "config": NCFConfig().to_dict()}
+    report = {"suite": "scale", "runs": runs, "torch_threads": torch.get_num_threads(), "config": config.to_dict()}
     return finish_report(report, started, output, format_report)
 
 
@@ -111,21 +136,22 @@ CATALOGUES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
 SERVING_USERS, SERVING_INTERACTIONS = 20_000, 1_000_000
 
 
-def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int = 0) -> tuple[Path, dict]:
-    """A NeuMF + history checkpoint over ``items`` synthetic items; its path and training figures.
-
-    A checkpoint already in ``folder`` (with its ``.json`` figures) is served as it is.
+def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int = 0,
+                          architecture: str | None = None) -> tuple[Path, dict]:
+    """A checkpoint of ``architecture`` (default: the default's) over ``items`` synthetic items; its path and
+    training figures. A checkpoint already in ``folder`` (with its ``.json`` figures) is served as it is.
     """
-    path, figures = folder / f"ncf_{items}.pt", folder / f"ncf_{items}.json"
+    config = NCFConfig(**({"architecture": architecture} if architecture else {}), epochs=epochs, patience=epochs,
+                       sparse=True, seed=seed)
+    path, figures = folder / f"{config.architecture}_{items}.pt", folder / f"{config.architecture}_{items}.json"
     if path.exists() and figures.exists():
         return path, json.loads(figures.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     coded = create_scale_interactions(SERVING_USERS, items, SERVING_INTERACTIONS, seed=seed)
     split = coded_leave_one_out_split(coded, hold_out_test=False)
-    config = NCFConfig(epochs=epochs, patience=epochs, sparse=True, seed=seed)
     result = train_ncf_model(split, config, progress=False)
     save_trained(path, result, split, result.validation_metrics, f"synthetic:{seed}", "create_scale_interactions")
-    training = {"items": split.num_items, "train_seconds": result.train_seconds,
+    training = {"items": split.num_items, "architecture": config.architecture, "train_seconds": result.train_seconds,
                 "val_hr@10": result.validation_metrics.get("val_hr@10")}
     figures.write_text(json.dumps(training))
     return path, training
@@ -154,9 +180,11 @@ def serve_catalogue(path: Path, users: list[str], top_k: int = 10) -> dict:
     return figures
 
 
-def catalogue_at_scale(name: str, models: Path | None = None, queries: int = 300, seed: int = 0) -> dict:
+def catalogue_at_scale(name: str, models: Path | None = None, queries: int = 300, seed: int = 0,
+                       architecture: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        path, training = train_catalogue_model(CATALOGUES[name], models or Path(folder), seed=seed)
+        path, training = train_catalogue_model(CATALOGUES[name], models or Path(folder), seed=seed,
+                                               architecture=architecture)
         users = [str(u) for u in np.random.default_rng(seed).choice(SERVING_USERS, queries, replace=False)]
         return {"catalogue": name, **training, "queries": queries, "torch_threads": torch.get_num_threads(),
                 "modes": serve_catalogue(path, users), "peak_memory_gib": peak_memory_gib()}
@@ -164,7 +192,8 @@ def catalogue_at_scale(name: str, models: Path | None = None, queries: int = 300
 
 def format_catalogue_report(report: dict) -> str:
     first = report["runs"][0]
-    lines = [f"Recommend top 10 over large catalogues ({first['queries']} known users, "
+    lines = [f"Recommend top 10 over large catalogues ({first.get('architecture', 'neumf')}, "
+             f"{first['queries']} known users, "
              f"{first['torch_threads']} torch threads, {first['modes']['ivf']['candidates']} candidates, "
              f"IVF nprobe {first['modes']['ivf']['nprobe']})", "",
              "| catalogue | mode | p50 ms | p95 ms | recall of exact top 10 | batch users/s | index s |",
@@ -177,11 +206,13 @@ def format_catalogue_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None, models: Path | None = None) -> dict:
+def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None, models: Path | None = None,
+                            architecture: str | None = None) -> dict:
     """Each catalogue in a fresh process; ``models``: a folder keeping the trained checkpoints for later runs."""
     started, runs = time.perf_counter(), []
+    architecture = NCFConfig(**({"architecture": architecture} if architecture else {})).architecture
     for name in names:
-        runs.append(run_in_fresh_process("catalogue", name, *([str(models)] if models else [])))
+        runs.append(run_in_fresh_process("catalogue", name, architecture, *([str(models)] if models else [])))
         print(format_catalogue_report({"runs": runs[-1:]}).split("\n", 4)[-1], file=sys.stderr, flush=True)
     return finish_report({"suite": "catalogue", "runs": runs}, started, output, format_catalogue_report)
 
@@ -189,7 +220,9 @@ def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None,
 if __name__ == "__main__":
     kind, name, *rest = sys.argv[1:]
     if kind == "train":
-        batches, gradients = rest
-        print(json.dumps(train_at_scale(name, int(batches) or None, sparse=gradients == "sparse")))
+        batches, gradients, architecture = rest
+        print(json.dumps(train_at_scale(name, int(batches) or None, sparse=gradients == "sparse",
+                                        architecture=architecture)))
     else:
-        print(json.dumps(catalogue_at_scale(name, Path(rest[0]) if rest else None)))
+        architecture, *models = rest
+        print(json.dumps(catalogue_at_scale(name, Path(models[0]) if models else None, architecture=architecture)))

@@ -3,8 +3,9 @@
     python -m neo_ml.benchmark ncf [--seeds 42 43 44] [--quick]                           (bench/ncf.py)
     python -m neo_ml.benchmark classifier [--corpora 20ng r8 r52 20ng-dewey] [--quick]   (bench/classifier.py)
     python -m neo_ml.benchmark classifier-inference --checkpoint DIR   torch vs its int8 backends on a 20NG checkpoint
-    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches 3000]           (bench/scale.py)
+    python -m neo_ml.benchmark scale [--sizes 100k 1M 20M] [--max-batches N]              (bench/scale.py)
     python -m neo_ml.benchmark catalogue [--catalogues 10k 100k 1M] [--models DIR]         (bench/scale.py)
+        scale and catalogue: [--architecture neumf] for the previous default (default: sasrec)
     python -m neo_ml.benchmark worst-case [--sizes 262144 524288 1048576] [--json OUT]   (bench/worst_case.py)
 """
 
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="ncf: default model, one seed, no 75/25; classifier: R8 and small data only")
     parser.add_argument("--sizes", nargs="+", default=None, help="scale: 100k 1M 20M")
-    parser.add_argument("--max-batches", type=int, default=3000, help="scale: batches trained per size (0: all)")
+    parser.add_argument("--max-batches", type=int, default=None,
+                        help="scale: batches trained per size (0: all; default 3000 of pairs, 300 of windows)")
+    parser.add_argument("--architecture", default=None, help="scale, catalogue: the model (default: the default's)")
     parser.add_argument("--catalogues", nargs="+", default=None, help="catalogue: 10k 100k 1M")
     parser.add_argument("--models", type=Path, default=None,
                         help="catalogue: folder keeping the trained checkpoints (reused when present)")
@@ -48,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         from neo_ml.bench import scale
 
         if args.suite == "scale":
-            scale.run_scale_benchmark(args.sizes or list(scale.SIZES), args.max_batches or None, args.output)
+            scale.run_scale_benchmark(args.sizes or list(scale.SIZES), args.max_batches, args.output,
+                                      args.architecture)
         else:
-            scale.run_catalogue_benchmark(args.catalogues or list(scale.CATALOGUES), args.output, args.models)
+            scale.run_catalogue_benchmark(args.catalogues or list(scale.CATALOGUES), args.output, args.models,
+                                          args.architecture)
         return 0
     if args.suite == "classifier":
         from neo_ml.bench.classifier import run_classifier_benchmark

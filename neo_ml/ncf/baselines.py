@@ -7,8 +7,10 @@ import torch
 from torch import nn
 
 # The seed's model: an MLP tower [128, 64, 32] over user and item ids, no history, with the batch size and
-# learning rate it was measured at; the rest of a run's config (epochs, patience, seed) applies to it too.
+# learning rate it was measured at; the rest are the pointwise defaults (``ncf.config.ARCHITECTURE_DEFAULTS``).
 SEED_MLP = {"architecture": "mlp", "history_length": 0, "batch_size": 256, "learning_rate": 1e-3}
+# The default until 2026-12: NeuMF whose user vectors add the mean embedding of the latest 5 items.
+PREVIOUS_DEFAULT = {"architecture": "neumf"}
 
 
 class PopularityModel(nn.Module):

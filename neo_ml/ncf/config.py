@@ -33,7 +33,7 @@ ARCHITECTURE_DEFAULTS = {
 class NCFConfig(ConfigMixin):
     """Every knob of a training run; saved into the checkpoint as plain values."""
 
-    architecture: str = config_field("neumf", " | ".join(ARCHITECTURES))
+    architecture: str = config_field("sasrec", " | ".join(ARCHITECTURES))
     embedding_dim: int = config_field(64, "user and item embedding width")
     hidden_layers: list[int] = config_field([128, 64, 32], "MLP tower widths (mlp, neumf)")
     gmf_dim: int | None = config_field(None, "neumf: the GMF embedding width (default: embedding_dim)")
@@ -58,6 +58,8 @@ class NCFConfig(ConfigMixin):
                                                        "default: all of them up to "
                                                        f"{FULL_SOFTMAX_ITEMS:,} items, else {SAMPLED_SOFTMAX} sampled")
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
+    user_dropout: float = config_field(0.0, "sasrec with user_embedding: share of training windows read without "
+                                            "their user id vector, as a newcomer is (DropoutNet)")
     repeat_penalty: bool = config_field(True, "sasrec: learn a score penalty for the items a user has already "
                                               "read (training data holds no repeats)")
     window_stride: int | None = config_field(None, "sasrec: new targets per training window; windows overlap "
@@ -65,7 +67,8 @@ class NCFConfig(ConfigMixin):
     seed: int = config_field(42, "seed of initialisation, shuffling and negatives")
     threads: int | None = config_field(None, "torch CPU threads per process (default: torch's choice)")
     device: str | None = config_field(None, "auto, cpu, cuda or cuda:N (default: CUDA when present)")
-    sparse: bool = config_field(False, "sparse embedding gradients with SparseAdam (large catalogues)")
+    sparse: bool = config_field(False, "sparse embedding gradients with SparseAdam (large catalogues; sasrec "
+                                       f"then ranks against {SAMPLED_SOFTMAX} sampled items unless told otherwise)")
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
@@ -91,6 +94,8 @@ class NCFConfig(ConfigMixin):
         self.hidden_layers = [check_count(width, "hidden_layers") for width in hidden]
         check_number(self.learning_rate, "learning_rate")
         check_number(self.dropout, "dropout", "a number with 0 <= dropout < 1", below=1.0, zero_allowed=True)
+        check_number(self.user_dropout, "user_dropout", "a number with 0 <= user_dropout < 1", below=1.0,
+                     zero_allowed=True)
         check_number(self.weight_decay, "weight_decay", "a finite number >= 0", zero_allowed=True)
         for name in ("sparse", "user_embedding", "repeat_penalty"):
             if not isinstance(getattr(self, name), bool):
@@ -110,7 +115,9 @@ class NCFConfig(ConfigMixin):
         return ARCHITECTURES[self.architecture].sequence_model
 
     def negatives_for(self, num_items: int) -> int | None:
-        """How many items a sequence model ranks each position against: None for all of them."""
-        if self.softmax_negatives is not None:
-            return self.softmax_negatives if self.softmax_negatives < num_items else None
-        return None if num_items <= FULL_SOFTMAX_ITEMS else SAMPLED_SOFTMAX
+        """How many items a sequence model ranks each position against: None for all of them. Sparse
+        gradients sample by default: a full softmax moves every item's row at every step."""
+        wanted = self.softmax_negatives
+        if wanted is None and (self.sparse or num_items > FULL_SOFTMAX_ITEMS):
+            wanted = SAMPLED_SOFTMAX
+        return wanted if wanted is not None and wanted < num_items else None

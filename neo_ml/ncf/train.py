@@ -146,6 +146,10 @@ def make_optimizer(model: nn.Module, config: NCFConfig):
     if config.weight_decay:
         raise NeoMLError("sparse embeddings train with SparseAdam, which has no weight decay; "
                          "set weight_decay to 0 or sparse to false")
+    if model.sequence_model and config.negatives_for(model.num_items) is None:
+        raise NeoMLError(f"sparse embeddings need a sampled softmax, but all {model.num_items:,} items are ranked "
+                         "at every position (softmax_negatives must be below the number of items); set sparse "
+                         "to false")
     for module in model.modules():
         if isinstance(module, nn.Embedding):
             module.sparse = True

@@ -34,7 +34,7 @@ def test_coded_split_equals_the_split_of_the_same_ids_as_strings():
 
 def test_sparse_embeddings_train_and_move_only_the_rows_a_batch_touches():
     split = coded_leave_one_out_split(create_scale_interactions(500, 20_000, 10_000, seed=4))
-    config = NCFConfig(epochs=1, sparse=True, embedding_dim=8, hidden_layers=[16, 8], seed=0)
+    config = NCFConfig(architecture="neumf", epochs=1, sparse=True, embedding_dim=8, hidden_layers=[16, 8], seed=0)
     torch.manual_seed(config.seed)  # the training run starts from these same weights
     before = build_model("neumf", split.num_users, split.num_items, embedding_dim=8, hidden_layers=[16, 8],
                          history_length=config.history_length).gmf_item.weight.detach().clone()
@@ -53,3 +53,14 @@ def test_serve_catalogue_reports_every_retrieval_mode(trained_checkpoint):
     assert set(figures) == {"exact", "matmul", "ivf"}
     assert figures["exact"]["recall@10_of_exact"] == 1.0 and figures["exact"]["index_seconds"] == 0.0
     assert figures["ivf"]["index_seconds"] > 0 and 0 < figures["ivf"]["recall@10_of_exact"] <= 1
+
+
+def test_the_scale_run_of_a_sequence_model_reports_predictions_and_its_softmax():
+    from neo_ml.bench.scale import format_report, train_at_scale
+
+    rows = [train_at_scale("100k", max_batches=2, sparse=sparse, architecture="sasrec") for sparse in (False, True)]
+    assert [row["softmax_negatives"] for row in rows] == [None, 512]
+    assert all(row["examples_per_positive"] == 1 and 0 < row["train_pairs"] <= 2 * 128 * 50 for row in rows)
+    table = format_report({"runs": rows, "torch_threads": 2, "config": NCFConfig().to_dict()})
+    assert "sasrec, 128 windows of 50 items" in table and "| sparse, 512 sampled |" in table
+    assert "| dense, full softmax |" in table

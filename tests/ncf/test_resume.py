@@ -18,7 +18,8 @@ from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.run import training_state_path
 from neo_ml.ncf.train import train_ncf_model
 
-CONFIG = dict(embedding_dim=8, hidden_layers=[8], batch_size=128, history_length=2, patience=10, seed=3)
+CONFIG = dict(architecture="neumf", embedding_dim=8, hidden_layers=[8], batch_size=128, history_length=2, patience=10,
+              seed=3)
 
 
 @pytest.fixture(scope="module")

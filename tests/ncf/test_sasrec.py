@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from neo_ml.errors import ColdStartError, InvalidRequestError
+from neo_ml.errors import ColdStartError, InvalidRequestError, NeoMLError
 from neo_ml.ncf.config import FULL_SOFTMAX_ITEMS, SAMPLED_SOFTMAX, NCFConfig
 from neo_ml.ncf.evaluate import evaluate_model
 from neo_ml.ncf.model import SASRec
 from neo_ml.ncf.sampling import SequenceWindows
-from neo_ml.ncf.train import train_ncf_model
+from neo_ml.ncf.train import make_optimizer, train_ncf_model
 
 PAD = 99
 
@@ -109,6 +109,23 @@ def test_a_user_unknown_to_the_id_table_is_read_from_history_alone():
     assert torch.allclose(newcomer, from_history) and torch.allclose(known, from_history + model.user.weight[2])
 
 
+def test_user_dropout_reads_a_share_of_training_windows_as_a_newcomers():
+    model = _model(user_embedding=True, user_dropout=0.5).train()  # dropout 0: the only draw is the user drop
+    torch.nn.init.normal_(model.user.weight[:5])
+    users = torch.arange(5).repeat(8)
+    inputs, targets = torch.randint(0, 30, (40, 6)), torch.randint(0, 30, (40, 6))
+    torch.manual_seed(1)
+    dropped = torch.rand(40) < 0.5
+    torch.manual_seed(1)
+    loss = model.sequence_loss(inputs, targets, users=users)
+    model.user_dropout = 0.0
+    assert 0 < dropped.sum() < 40
+    assert torch.allclose(loss, model.sequence_loss(inputs, targets, users=users.masked_fill(dropped, 5)))
+    assert not torch.allclose(loss, model.sequence_loss(inputs, targets, users=users))
+    with pytest.raises(InvalidRequestError, match="user_dropout must be"):
+        NCFConfig(user_dropout=1.0)
+
+
 def test_sampled_softmax_is_the_cross_entropy_over_target_and_negatives():
     model = _model(repeat_penalty=False)
     inputs, targets = torch.tensor([[30, 1, 2, 3, 4, 5]]), torch.tensor([[30, 2, 3, 4, 5, 6]])
@@ -131,6 +148,11 @@ def test_config_defaults_follow_the_architecture():
     assert NCFConfig(architecture="sasrec", history_length=20).history_length == 20
     assert sequence.negatives_for(FULL_SOFTMAX_ITEMS) is None
     assert sequence.negatives_for(FULL_SOFTMAX_ITEMS + 1) == SAMPLED_SOFTMAX
+    sparse = NCFConfig(architecture="sasrec", sparse=True)  # a full softmax would move every row anyway
+    assert sparse.negatives_for(10_000) == SAMPLED_SOFTMAX and sparse.negatives_for(SAMPLED_SOFTMAX) is None
+    assert NCFConfig(architecture="sasrec", sparse=True, softmax_negatives=50).negatives_for(10_000) == 50
+    with pytest.raises(NeoMLError, match="sparse embeddings need a sampled softmax, but all 300 items"):
+        make_optimizer(SASRec(5, 300), sparse)
     with pytest.raises(InvalidRequestError, match=r"num_heads \(3\) must divide embedding_dim \(64\)"):
         NCFConfig(architecture="sasrec", num_heads=3)
     with pytest.raises(InvalidRequestError, match="history_length must be at least 1 for sasrec"):
@@ -236,7 +258,10 @@ def test_without_a_database_a_history_argument_serves_anyone(tmp_path, sasrec_ch
     service = NCFService(model_path=sasrec_checkpoint)
     assert service.recommend("reader", top_k=5, history=items) == from_database
     batch = service.recommend_batch(["reader", "nobody"], top_k=5, history=[items, []])
-    assert batch[0] == from_database and batch[1] == service.recommend("nobody", top_k=5)
+    # A batch runs on every thread, a lone call on one: the same ranking, scores equal to float rounding.
+    assert [i for i, _ in batch[0]] == [i for i, _ in from_database]
+    assert [s for _, s in batch[0]] == pytest.approx([s for _, s in from_database], abs=1e-3)
+    assert batch[1] == service.recommend("nobody", top_k=5)
     scores = service.predict_batch("reader", [i for i, _ in from_database], history=items)
     assert [s for _, s in from_database] == pytest.approx([scores[i] for i, _ in from_database])
     with pytest.raises(InvalidRequestError, match="history has 1 lists for 2 users"):

@@ -126,3 +126,22 @@ def test_top_k_larger_than_catalogue(service, synthetic_frame):
     assert len(recs) == synthetic_frame["item_id"].nunique() - seen
     assert len({item for item, _ in recs}) == len(recs)
     assert np.isfinite([s for _, s in recs]).all()
+
+
+def test_one_user_calls_run_on_one_thread_and_give_the_callers_threads_back(trained_checkpoint):
+    service = NCFService(model_path=trained_checkpoint)
+    user, items = service.known_user_ids()[0], service.known_item_ids()[:5]
+    seen_threads = []
+    score = service.model.score
+    service.model.score = lambda *args: seen_threads.append(torch.get_num_threads()) or score(*args)
+    torch.set_num_threads(2)
+    service.predict_batch(user, items)
+    service.predict(user, items[:1])
+    assert seen_threads == [1, 1] and torch.get_num_threads() == 2
+    service.model.score = score
+    score_all = service.model.score_all_items  # recommend scores every item of this small catalogue
+    service.model.score_all_items = lambda *args: seen_threads.append(torch.get_num_threads()) or score_all(*args)
+    seen_threads.clear()
+    service.recommend(user, 3)
+    service.recommend_batch([user, service.known_user_ids()[1]], 3)  # a batch keeps every thread
+    assert seen_threads == [1, 2] and torch.get_num_threads() == 2

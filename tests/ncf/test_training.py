@@ -11,7 +11,7 @@ from neo_ml.ncf.train import train_ncf_model
 
 
 def test_training_beats_popularity_end_to_end(synthetic_split):
-    result = train_ncf_model(synthetic_split, NCFConfig(embedding_dim=32, hidden_layers=[64, 32],
+    result = train_ncf_model(synthetic_split, NCFConfig(architecture="neumf", embedding_dim=32, hidden_layers=[64, 32],
                                                         epochs=15, batch_size=256, seed=0), progress=False)
     model = evaluate_model(result.model, synthetic_split, "test")
     popularity = evaluate_model(PopularityModel(synthetic_split.train, synthetic_split.num_items),
@@ -25,7 +25,7 @@ def test_training_beats_popularity_end_to_end(synthetic_split):
 
 def test_training_is_reproducible(synthetic_frame):
     split = leave_one_out_split(synthetic_frame.head(1500), seed=1)
-    config = NCFConfig(embedding_dim=8, hidden_layers=[8], epochs=2, batch_size=128, seed=3)
+    config = NCFConfig(architecture="neumf", embedding_dim=8, hidden_layers=[8], epochs=2, batch_size=128, seed=3)
     a = train_ncf_model(split, config, progress=False)
     b = train_ncf_model(split, config, progress=False)
     assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
@@ -44,7 +44,8 @@ def test_epoch_is_chosen_on_validation_not_test(synthetic_split, monkeypatch):
         return original(model, split, which, **kw)
 
     monkeypatch.setattr(train, "evaluate_model", spy)
-    train_ncf_model(synthetic_split, NCFConfig(embedding_dim=8, hidden_layers=[8], epochs=2), progress=False)
+    train_ncf_model(synthetic_split, NCFConfig(architecture="neumf", embedding_dim=8, hidden_layers=[8], epochs=2),
+                    progress=False)
     assert calls and set(calls) == {"validation"}
 
 

@@ -89,6 +89,7 @@ def new_user_run(split: LeaveOneOutSplit, config: NCFConfig, warm: TrainResult, 
 def benchmark_new_users(split: LeaveOneOutSplit, configs: dict[int, NCFConfig], warm: dict[int, TrainResult],
                         share: float = NEW_USER_SHARE, interactions: pd.DataFrame | None = None) -> dict:
     """``new_user_run`` per seed (each its own draw of users), mean and sd of new and warm."""
+    interactions = load_movielens_interactions() if interactions is None else interactions  # read once
     runs = [new_user_run(split, configs[seed], warm[seed], share, interactions) for seed in configs]
     out = {"share": share, "users_per_seed": runs[0]["users"], "seeds": list(configs), "runs": runs}
     for side in ("new", "warm"):

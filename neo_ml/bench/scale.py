@@ -57,14 +57,18 @@ def peak_memory_gib() -> float:
 DEFAULT_BATCHES = {False: 3000, True: 300}  # by is_sequence_model: a batch of windows is 50 predictions each
 
 
+def _config(architecture: str | None, **fields) -> NCFConfig:
+    """The default config with ``fields``, of ``architecture`` when one is named."""
+    return NCFConfig(**({"architecture": architecture} if architecture else {}), **fields)
+
+
 def train_at_scale(size: str, max_batches: int | None = None, sparse: bool = False, seed: int = 0,
                    architecture: str | None = None) -> dict:
     """Generate, split and train one epoch at ``size``; seconds, throughput and peak memory.
 
     ``sparse``: sparse embedding gradients with SparseAdam (``NCFConfig.sparse``).
     """
-    config = NCFConfig(**({"architecture": architecture} if architecture else {}), epochs=1, seed=seed,
-                       sparse=sparse)
+    config = _config(architecture, epochs=1, seed=seed, sparse=sparse)
     users, items, interactions = SIZES[size]
     started = time.perf_counter()
     coded = create_scale_interactions(users, items, interactions, seed=seed)
@@ -98,21 +102,22 @@ def run_in_fresh_process(*arguments: str) -> dict:
 
 def _gradients(row: dict) -> str:
     kind = "sparse" if row["sparse"] else "dense"
-    if row.get("examples_per_positive", 5) != 1:
+    if row["examples_per_positive"] != 1:  # pairs: no softmax
         return kind
     return kind + (f", {row['softmax_negatives']} sampled" if row["softmax_negatives"] else ", full softmax")
 
 
 def format_report(report: dict) -> str:
     config = report["config"]
-    sequence = config["architecture"] == "sasrec"
-    what = (f"{config['batch_size']} windows of {config['history_length']} items per batch, every position predicted"
-            if sequence else f"batch {config['batch_size']} pairs, {config['num_negatives']} negatives per positive")
+    if NCFConfig(**config).is_sequence_model:
+        what = f"{config['batch_size']} windows of {config['history_length']} items per batch, every position predicted"
+    else:
+        what = f"batch {config['batch_size']} pairs, {config['num_negatives']} negatives per positive"
     lines = [f"NCF training at scale ({config['architecture']}, {what}, {report['torch_threads']} torch threads)", "",
              "| size | users | items | interactions | gradients | examples trained | examples/s | epoch (est.) min | "
              "validation s | generate + split s | peak GiB |", "| --- " * 11 + "|"]
     for row in report["runs"]:
-        epoch_minutes = row.get("examples_per_positive", 5) * row["train_positives"] / row["pairs_per_second"] / 60
+        epoch_minutes = row["examples_per_positive"] * row["train_positives"] / row["pairs_per_second"] / 60
         lines.append(f"| {row['size']} | {row['users']:,} | {row['items']:,} | {row['interactions']:,} | "
                      f"{_gradients(row)} | {row['train_pairs']:,} | "
                      f"{row['pairs_per_second']:,.0f} | {epoch_minutes:.1f} | {row['validation_seconds']:.1f} | "
@@ -124,7 +129,7 @@ def run_scale_benchmark(sizes=tuple(SIZES), max_batches: int | None = None, outp
                         architecture: str | None = None) -> dict:
     """``max_batches``: None for ``DEFAULT_BATCHES``, 0 for whole epochs."""
     started = time.perf_counter()
-    config = NCFConfig(**({"architecture": architecture} if architecture else {}))
+    config = _config(architecture)
     batches = DEFAULT_BATCHES[config.is_sequence_model] if max_batches is None else max_batches
     runs = [run_in_fresh_process("train", size, str(batches), gradients, config.architecture)
             for size in sizes for gradients in ("dense", "sparse")]
@@ -141,8 +146,7 @@ def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int =
     """A checkpoint of ``architecture`` (default: the default's) over ``items`` synthetic items; its path and
     training figures. A checkpoint already in ``folder`` (with its ``.json`` figures) is served as it is.
     """
-    config = NCFConfig(**({"architecture": architecture} if architecture else {}), epochs=epochs, patience=epochs,
-                       sparse=True, seed=seed)
+    config = _config(architecture, epochs=epochs, patience=epochs, sparse=True, seed=seed)
     path, figures = folder / f"{config.architecture}_{items}.pt", folder / f"{config.architecture}_{items}.json"
     if path.exists() and figures.exists():
         return path, json.loads(figures.read_text())
@@ -192,7 +196,7 @@ def catalogue_at_scale(name: str, models: Path | None = None, queries: int = 300
 
 def format_catalogue_report(report: dict) -> str:
     first = report["runs"][0]
-    lines = [f"Recommend top 10 over large catalogues ({first.get('architecture', 'neumf')}, "
+    lines = [f"Recommend top 10 over large catalogues ({first['architecture']}, "
              f"{first['queries']} known users, "
              f"{first['torch_threads']} torch threads, {first['modes']['ivf']['candidates']} candidates, "
              f"IVF nprobe {first['modes']['ivf']['nprobe']})", "",
@@ -210,7 +214,7 @@ def run_catalogue_benchmark(names=tuple(CATALOGUES), output: Path | None = None,
                             architecture: str | None = None) -> dict:
     """Each catalogue in a fresh process; ``models``: a folder keeping the trained checkpoints for later runs."""
     started, runs = time.perf_counter(), []
-    architecture = NCFConfig(**({"architecture": architecture} if architecture else {})).architecture
+    architecture = _config(architecture).architecture
     for name in names:
         runs.append(run_in_fresh_process("catalogue", name, architecture, *([str(models)] if models else [])))
         print(format_catalogue_report({"runs": runs[-1:]}).split("\n", 4)[-1], file=sys.stderr, flush=True)

@@ -277,3 +277,9 @@ def test_any_yaml_text_is_accepted_or_refused_with_the_file_named(content):
         load_config(path)
     except NeoMLError as error:
         assert "config.yaml" in str(error), str(error)
+
+
+def test_a_checkpoint_path_longer_than_the_file_system_allows_is_refused_cleanly():
+    service = NCFService(model_path="0" * 256)
+    with pytest.raises(NeoMLError, match="cannot be a checkpoint path"):
+        service.recommend("1", 3)

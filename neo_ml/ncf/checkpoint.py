@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from neo_ml.data.ids import IdMap
-from neo_ml.errors import CheckpointError, NCFModelNotFoundError
+from neo_ml.errors import CheckpointError, NCFModelNotFoundError, brief
 from neo_ml.files import package_versions, read_verified, write_verified
 from neo_ml.ncf.model import build_model
 
@@ -78,7 +78,11 @@ def save_trained(path: str | Path, result: TrainResult, split: LeaveOneOutSplit,
 def load_ncf_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict: SHA-256 verified, loaded with ``weights_only=True``, checked for the required keys."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise CheckpointError(f"{brief(str(path))}: cannot be a checkpoint path ({error.strerror})") from None
+    if not found:
         raise NCFModelNotFoundError(path)
     data = read_verified(path)
     try:

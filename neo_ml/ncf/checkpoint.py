@@ -99,8 +99,9 @@ def load_ncf_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(checkpoint: dict):
     """Rebuild the model the checkpoint describes and load its weights."""
-    # A SASRec saved before the repeat penalty existed holds none; its config lacks the field.
-    config = {"repeat_penalty": False} | dict(checkpoint["config"])
+    # A SASRec saved before the repeat penalty or the long-term taste existed holds neither; its config
+    # lacks the fields.
+    config = {"repeat_penalty": False, "taste_length": 0} | dict(checkpoint["config"])
     model = build_model(checkpoint["architecture"], checkpoint["num_users"], checkpoint["num_items"],
                         **{k: v for k, v in config.items() if k != "architecture"})
     try:

@@ -23,9 +23,9 @@ SAMPLED_SOFTMAX = 512  # beyond it, against this many items drawn per batch
 # examples. The pointwise values are those the README's NCF figures were measured with.
 ARCHITECTURE_DEFAULTS = {
     "pointwise": {"history_length": 5, "dropout": 0.0, "epochs": 20, "batch_size": 1024, "learning_rate": 2e-3,
-                  "patience": 3},
+                  "patience": 3, "taste_length": 0},
     "sasrec": {"history_length": 50, "dropout": 0.2, "epochs": 30, "batch_size": 128, "learning_rate": 5e-3,
-               "patience": 5},
+               "patience": 5, "taste_length": 200},
 }
 
 
@@ -57,13 +57,17 @@ class NCFConfig(ConfigMixin):
     softmax_negatives: int | None = config_field(None, "sasrec: items each position is ranked against; "
                                                        "default: all of them up to "
                                                        f"{FULL_SOFTMAX_ITEMS:,} items, else {SAMPLED_SOFTMAX} sampled")
+    taste_length: int | None = config_field(None, "sasrec: latest items read into the long-term taste vector, "
+                                                  "beyond the attention window (0: none; default: the "
+                                                  "architecture's)")
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
     user_dropout: float = config_field(0.0, "sasrec with user_embedding: share of training windows read without "
                                             "their user id vector, as a newcomer is (DropoutNet)")
     repeat_penalty: bool = config_field(True, "sasrec: learn a score penalty for the items a user has already "
                                               "read (training data holds no repeats)")
-    window_stride: int | None = config_field(None, "sasrec: new targets per training window; windows overlap "
-                                                   "by history_length - stride items (default: history_length)")
+    window_stride: int | None = config_field(None, "sasrec: new targets per training window, at most "
+                                                   "history_length; windows of every item read start this many "
+                                                   "items apart (default: history_length)")
     seed: int = config_field(42, "seed of initialisation, shuffling and negatives")
     threads: int | None = config_field(None, "torch CPU threads per process (default: torch's choice)")
     device: str | None = config_field(None, "auto, cpu, cuda or cuda:N (default: CUDA when present)")
@@ -83,7 +87,7 @@ class NCFConfig(ConfigMixin):
                                       f"got {brief(self.select_metric)}")
         for name in ("embedding_dim", "epochs", "batch_size", "num_negatives", "patience", "num_blocks", "num_heads"):
             check_count(getattr(self, name), name)
-        for name in ("history_length", "seed"):
+        for name in ("history_length", "seed", "taste_length"):
             check_count(getattr(self, name), name, least=0)
         for name in ("gmf_dim", "threads", "softmax_negatives", "window_stride"):
             if getattr(self, name) is not None:
@@ -104,6 +108,9 @@ class NCFConfig(ConfigMixin):
             if self.history_length < 1:
                 raise InvalidRequestError(f"history_length must be at least 1 for {self.architecture}, "
                                           f"got {self.history_length}")
+            if self.window_stride is not None and self.window_stride > self.history_length:
+                raise InvalidRequestError(f"window_stride ({self.window_stride}) must be at most history_length "
+                                          f"({self.history_length}): targets are predicted in the attention window")
             if self.embedding_dim % self.num_heads:
                 raise InvalidRequestError(f"num_heads ({self.num_heads}) must divide embedding_dim "
                                           f"({self.embedding_dim})")
@@ -113,6 +120,11 @@ class NCFConfig(ConfigMixin):
     @property
     def is_sequence_model(self) -> bool:
         return ARCHITECTURES[self.architecture].sequence_model
+
+    @property
+    def items_read(self) -> int:
+        """How many of a user's latest items the model reads: its attention window and its taste."""
+        return max(self.history_length, self.taste_length) if self.is_sequence_model else self.history_length
 
     def negatives_for(self, num_items: int) -> int | None:
         """How many items a sequence model ranks each position against: None for all of them. Sparse

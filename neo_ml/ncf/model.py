@@ -11,10 +11,11 @@ next one: on NCF-LOO this lifts HR@10 by about 0.1 (see the README's table).
 History rows are item indices padded with ``num_items``, latest first.
 
 ``SASRec`` (Kang & McAuley 2018) reads the user from their history alone:
-causal self-attention over their latest ``history_length`` items, trained to
-predict the next item at every position against the whole catalogue (or
-sampled items where it is large). It needs no user id, so a reader the
-checkpoint never saw is served from their interactions.
+causal self-attention over their latest ``history_length`` items plus a
+long-term taste over their latest ``taste_length`` (SVD++'s implicit term),
+trained to predict the next item at every position against the whole
+catalogue (or sampled items where it is large). It needs no user id, so a
+reader the checkpoint never saw is served from their interactions.
 """
 
 from __future__ import annotations
@@ -272,11 +273,19 @@ class NeuMF(_Scorer):
 class SASRec(_Scorer):
     """Self-attentive sequential recommendation: a user is the attention over their item sequence.
 
-    The score of an item is the inner product of the last position's output
-    with the item's embedding (shared by input and output), less a learned
-    penalty if the item is among those read (``repeat_penalty``): the residual
-    stream carries each input item's own embedding, so without it the latest
-    item read is in the model's top 10 for 96 % of MovieLens users (median: first).
+    The score of an item is the inner product of the user's vector with the
+    item's embedding (shared by input and output), less a learned penalty if
+    the item is among those read (``repeat_penalty``): the residual stream
+    carries each input item's own embedding, so without it the latest item read
+    is in the model's top 10 for 96 % of MovieLens users (median: first).
+
+    The user's vector is the last position's output of causal self-attention
+    over their latest ``history_length`` items, plus a **long-term taste**
+    (``taste_length``): the sum of a second item table over their latest
+    ``taste_length`` items, divided by the square root of their count (the
+    implicit-feedback term of SVD++, Koren 2008). It reaches past the attention
+    window and, unlike a user id vector, a newcomer has it too. The model reads
+    ``max(history_length, taste_length)`` items (its ``history_length``).
     Retrieval over large catalogues stays exact (the search fetches as many
     more candidates as items read). ``user_embedding`` adds a user id vector,
     which a user unknown to the checkpoint simply lacks (index ``num_users``).
@@ -287,15 +296,17 @@ class SASRec(_Scorer):
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, history_length: int = 50,
                  dropout: float = 0.2, num_blocks: int = 2, num_heads: int = 1, user_embedding: bool = False,
-                 repeat_penalty: bool = True, user_dropout: float = 0.0):
+                 repeat_penalty: bool = True, user_dropout: float = 0.0, taste_length: int = 0):
         super().__init__()
-        self._init_sizes(num_users, num_items, history_length)
+        self._init_sizes(num_users, num_items, max(history_length, taste_length))
+        self.attention_length = history_length
         self.item_embedding = _embedding(num_items + 1, embedding_dim, padding_idx=num_items)
         nn.init.normal_(self.item_embedding.weight, std=embedding_dim ** -0.5)  # the published figures' draws
         with torch.no_grad():
             self.item_embedding.weight[num_items].zero_()
         self.position = nn.Embedding(history_length, embedding_dim)
         self.user = _embedding(num_users + 1, embedding_dim, padding_idx=num_users) if user_embedding else None
+        self.taste = _embedding(num_items + 1, embedding_dim, padding_idx=num_items) if taste_length else None
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(embedding_dim, num_heads, dim_feedforward=embedding_dim, dropout=dropout,
@@ -309,16 +320,6 @@ class SASRec(_Scorer):
     @property
     def lowers_read_items(self) -> bool:
         return self.repeat is not None
-
-    def _penalise(self, logits: torch.Tensor, items: torch.Tensor, read_items: torch.Tensor) -> torch.Tensor:
-        """(rows, k) ``logits`` of (rows, k) ``items`` less the repeat penalty where an item is among its
-        row's (rows, length) ``read_items``; compared a bounded block of rows at a time."""
-        if self.repeat is None:
-            return logits
-        chunk = max(1, 2 ** 24 // (items.shape[1] * read_items.shape[1]))
-        read = torch.cat([(items[i:i + chunk, :, None] == read_items[i:i + chunk, None, :]).any(-1)
-                          for i in range(0, len(items), chunk)])
-        return logits - self.repeat.exp() * read
 
     def _penalise_all(self, logits: torch.Tensor, read_items: torch.Tensor) -> torch.Tensor:
         """(rows, num_items) ``logits`` less the repeat penalty at each row's ``read_items`` (pads ignored).
@@ -334,13 +335,30 @@ class SASRec(_Scorer):
         penalty = self.repeat.exp().expand(len(rows))
         return logits.index_put((rows, ordered[rows, columns]), -penalty, accumulate=True)
 
+    def _first_reads(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(batch, k): where in each of the (batch, length) ``rows`` each of its (batch, k) ``items`` is
+        read (a binary search of the sorted row), ``length`` where it is not."""
+        length = rows.shape[1]
+        ordered, order = rows.sort(dim=1)
+        at = torch.searchsorted(ordered, items.contiguous()).clamp(max=length - 1)
+        found = (ordered.gather(1, at) == items) & (items != self.num_items)
+        return torch.where(found, order.gather(1, at), length)
+
+    def _long_term_taste(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(batch, length, dim): at each position, the taste table summed over the items up to it, over
+        the square root of their count."""
+        count = (sequences != self.num_items).cumsum(1).clamp(min=1).unsqueeze(-1)
+        return self.taste(sequences).cumsum(1) / count.sqrt()
+
     def encode(self, sequences: torch.Tensor) -> torch.Tensor:
-        """Outputs at every position of (batch, length) item sequences, oldest first, padded on the left
-        with ``num_items``. A position sees itself and the real items before it, never a pad."""
-        length = sequences.shape[1]
-        pad = sequences == self.num_items
-        positions = torch.arange(self.history_length - length, self.history_length, device=sequences.device)
-        x = self.item_embedding(sequences) * math.sqrt(self.item_embedding.embedding_dim) + self.position(positions)
+        """Outputs at each of the last ``attention_length`` positions of (batch, length) item sequences,
+        oldest first, padded on the left with ``num_items``. A position attends to itself and the real
+        items before it in the attention window, never a pad; its taste reads every item up to it."""
+        recent = sequences[:, -self.attention_length:]
+        length = recent.shape[1]
+        pad = recent == self.num_items
+        positions = torch.arange(self.attention_length - length, self.attention_length, device=sequences.device)
+        x = self.item_embedding(recent) * math.sqrt(self.item_embedding.embedding_dim) + self.position(positions)
         x = self.dropout(x).masked_fill(pad.unsqueeze(-1), 0.0)
         later = torch.ones(length, length, dtype=torch.bool, device=sequences.device).triu(1)
         eye = torch.eye(length, dtype=torch.bool, device=sequences.device)
@@ -348,7 +366,10 @@ class SASRec(_Scorer):
         blocked = blocked.repeat_interleave(self.num_heads, dim=0)
         for block in self.blocks:
             x = block(x, src_mask=blocked).masked_fill(pad.unsqueeze(-1), 0.0)
-        return self.norm(x)
+        x = self.norm(x)
+        if self.taste is not None:
+            x = x + self._long_term_taste(sequences)[:, -length:]
+        return x
 
     def user_vectors(self, users, history=None):
         if history is None:
@@ -364,7 +385,9 @@ class SASRec(_Scorer):
 
     def score(self, vectors, items) -> torch.Tensor:
         logits = (vectors[0] * self.item_embedding(items)).sum(-1)
-        return self._penalise(logits[:, None], items[:, None], vectors[1])[:, 0]
+        if self.repeat is None:
+            return logits
+        return logits - self.repeat.exp() * (items[:, None] == vectors[1]).any(1)
 
     @torch.no_grad()
     def score_all_items(self, users, history=None) -> torch.Tensor:
@@ -379,34 +402,39 @@ class SASRec(_Scorer):
 
     def sequence_loss(self, inputs: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None = None,
                       users: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean cross-entropy of the next item at every real position of (batch, length) windows: against
-        every item, or against ``negatives`` (item indices shared by the batch; a negative that is the
-        target itself is left out)."""
+        """Mean cross-entropy of the next item at every real position of (batch, length) windows (targets
+        only in the attention window): against every item, or against ``negatives`` (item indices shared
+        by the batch; a negative that is the target itself is left out)."""
         hidden = self.encode(inputs)
         if self.user is not None and users is not None:
             if self.training and self.user_dropout:  # as a newcomer: the padding row, a zero vector
                 dropped = torch.rand(len(users), device=users.device) < self.user_dropout
                 users = users.masked_fill(dropped, self.num_users)
             hidden = hidden + self.user(users).unsqueeze(1)
-        real = targets != self.num_items
-        read_items = self._read_up_to_each(inputs)[real] if self.repeat is not None else None
-        hidden, targets = hidden[real], targets[real]
+        offset = inputs.shape[1] - hidden.shape[1]  # where the attention window starts in the row
+        targets = targets[:, offset:]
+        window, position = (targets != self.num_items).nonzero(as_tuple=True)
+        hidden, target = hidden[window, position], targets[window, position]
+        position = (position + offset)[:, None]  # a read item at or before it is penalised
         if negatives is None:
-            logits = self._penalise_all(hidden @ self._items().T, read_items)
-            return nn.functional.cross_entropy(logits, targets)
-        positive = (hidden * self.item_embedding(targets)).sum(-1, keepdim=True)
+            logits = hidden @ self._items().T
+            if self.repeat is not None:  # only the read entries are touched (a training row holds no repeats)
+                read = inputs[window]
+                upto = torch.arange(read.shape[1], device=inputs.device) <= position
+                row, column = ((read != self.num_items) & upto).nonzero(as_tuple=True)
+                logits = logits.index_put((row, read[row, column]), -self.repeat.exp().expand(len(row)),
+                                          accumulate=True)
+            return nn.functional.cross_entropy(logits, target)
+        positive = (hidden * self.item_embedding(target)).sum(-1, keepdim=True)
         logits = torch.cat([positive, hidden @ self.item_embedding(negatives).T], dim=1)
-        candidates = torch.cat([targets[:, None], negatives.expand(len(targets), -1)], dim=1)
-        logits = self._penalise(logits, candidates, read_items)
-        itself = candidates == targets[:, None]
+        candidates = torch.cat([target[:, None], negatives.expand(len(target), -1)], dim=1)
+        if self.repeat is not None:
+            first = torch.cat([self._first_reads(inputs, targets)[window, position[:, 0] - offset, None],
+                               self._first_reads(inputs, negatives.expand(len(inputs), -1))[window]], dim=1)
+            logits = logits - self.repeat.exp() * (first <= position)
+        itself = candidates == target[:, None]
         itself[:, 0] = False  # a negative that is the target itself is left out
-        return nn.functional.cross_entropy(logits.masked_fill(itself, -torch.inf), torch.zeros_like(targets))
-
-    def _read_up_to_each(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(batch, length, length): at each position, the window's items up to it, pads after."""
-        length = inputs.shape[1]
-        read = torch.ones(length, length, dtype=torch.bool, device=inputs.device).tril()  # (position, read)
-        return torch.where(read, inputs.unsqueeze(1), self.num_items)
+        return nn.functional.cross_entropy(logits.masked_fill(itself, -torch.inf), torch.zeros_like(target))
 
 
 ARCHITECTURES = {"mlp": NCFModel, "gmf": GMF, "neumf": NeuMF, "sasrec": SASRec}

@@ -326,8 +326,9 @@ def _fit_sequences(split: LeaveOneOutSplit, config: NCFConfig, ranks: Ranks):
     """An epoch of a sequence model: windows of each user's items in time order, the next item predicted
     at every position against every item (or sampled items: ``NCFConfig.negatives_for``); examples are
     the predicted positions."""
-    windows = SequenceWindows.from_pairs(split.train, config.history_length, pad=split.num_items,
-                                         stride=config.window_stride)
+    # Windows of every item read; the last ``window_stride`` (default: the attention window's) are targets.
+    windows = SequenceWindows.from_pairs(split.train, config.items_read, pad=split.num_items,
+                                         stride=config.window_stride or config.history_length)
     per_batch = max(1, config.batch_size // ranks.world_size)
     negatives = config.negatives_for(split.num_items)
 

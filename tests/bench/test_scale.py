@@ -62,5 +62,6 @@ def test_the_scale_run_of_a_sequence_model_reports_predictions_and_its_softmax()
     assert [row["softmax_negatives"] for row in rows] == [None, 512]
     assert all(row["examples_per_positive"] == 1 and 0 < row["train_pairs"] <= 2 * 128 * 50 for row in rows)
     table = format_report({"runs": rows, "torch_threads": 2, "config": NCFConfig().to_dict()})
-    assert "sasrec, 128 windows of 50 items" in table and "| sparse, 512 sampled |" in table
+    assert "sasrec, 128 windows of 200 items per batch, every position of the latest 50" in table
+    assert "| sparse, 512 sampled |" in table
     assert "| dense, full softmax |" in table

@@ -76,9 +76,10 @@ def test_gmf_retrieval_is_exact_because_its_score_is_the_inner_product(tmp_path,
 def test_sasrec_two_stage_is_exact_though_the_items_read_score_below_their_inner_product(tmp_path,
                                                                                          synthetic_split):
     config = NCFConfig(architecture="sasrec", embedding_dim=8, history_length=6)
-    model = build_model("sasrec", synthetic_split.num_users, synthetic_split.num_items, embedding_dim=8,
-                        history_length=6)
+    model = build_model("sasrec", synthetic_split.num_users, synthetic_split.num_items,
+                        **{k: v for k, v in config.to_dict().items() if k != "architecture"})
     with torch.no_grad():
+        torch.nn.init.normal_(model.taste.weight[:-1])  # the long-term taste moves the query too
         model.repeat.fill_(3.0)  # a penalty of e^3 pushes read items out of the inner product's top 10
     path = tmp_path / "sasrec.pt"
     save_ncf_checkpoint(path, model, config.to_dict(), synthetic_split.users, synthetic_split.items,

@@ -99,6 +99,43 @@ def test_training_lowers_each_position_on_the_items_read_up_to_it(softmax_negati
     assert model.repeat.grad is not None and model.repeat.grad != 0
 
 
+def test_the_long_term_taste_reads_past_the_attention_window():
+    model = _model(taste_length=9)  # attention over the latest 6 items, taste over the latest 9
+    torch.nn.init.normal_(model.taste.weight[:30])
+    assert (model.history_length, model.attention_length) == (9, 6)
+    sequence = torch.tensor([[30, 1, 2, 3, 4, 5, 6, 7, 8]])
+    older = sequence.clone()
+    older[0, 1] = 9  # outside the attention window
+    assert not torch.allclose(model.encode(sequence), model.encode(older))
+    plain = _model()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("taste")})
+    taste = model.encode(sequence)[0] - plain.encode(sequence)[0]  # (6 positions of the window, dim)
+    for column, position in enumerate(range(3, 9)):
+        items = sequence[0, 1:position + 1]
+        assert torch.allclose(taste[column], model.taste.weight[items].sum(0) / math.sqrt(len(items)), atol=1e-5)
+    assert torch.allclose(plain.encode(sequence), plain.encode(older))  # no taste: the window alone
+
+
+@pytest.mark.parametrize("softmax_negatives", [None, torch.tensor([7, 1, 2, 6])])
+def test_windows_longer_than_the_attention_predict_in_it_and_penalise_every_item_read(softmax_negatives):
+    model = _model(taste_length=8)
+    torch.nn.init.normal_(model.taste.weight[:30])
+    with torch.no_grad():
+        model.repeat.fill_(math.log(2.0))
+    inputs, targets = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]]), torch.tensor([[30, 30, 4, 5, 6, 7, 8, 9]])
+    loss = model.sequence_loss(inputs, targets, softmax_negatives)
+    hidden = model.encode(inputs)[0]  # the last 6 positions
+    items = model.item_embedding.weight[:30]
+    expected = []
+    for column, position in enumerate(range(2, 8)):
+        read, target = set(inputs[0, :position + 1].tolist()), int(targets[0, position])
+        candidates = list(range(30)) if softmax_negatives is None else \
+            [target] + [n for n in softmax_negatives.tolist() if n != target]
+        logits = torch.stack([hidden[column] @ items[i] - (2.0 if i in read else 0.0) for i in candidates])
+        expected.append(-torch.log_softmax(logits, 0)[candidates.index(target)])
+    assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)
+
+
 def test_a_user_unknown_to_the_id_table_is_read_from_history_alone():
     model = _model(user_embedding=True)
     torch.nn.init.normal_(model.user.weight[:5])
@@ -145,6 +182,9 @@ def test_config_defaults_follow_the_architecture():
     sequence, pointwise = NCFConfig(architecture="sasrec"), NCFConfig(architecture="neumf")
     assert (sequence.history_length, sequence.batch_size, sequence.dropout) == (50, 128, 0.2)
     assert (pointwise.history_length, pointwise.batch_size, pointwise.dropout) == (5, 1024, 0.0)
+    assert (sequence.taste_length, sequence.items_read, pointwise.taste_length, pointwise.items_read) == \
+        (200, 200, 0, 5)
+    assert NCFConfig(architecture="sasrec", taste_length=0).items_read == 50
     assert NCFConfig(architecture="sasrec", history_length=20).history_length == 20
     assert sequence.negatives_for(FULL_SOFTMAX_ITEMS) is None
     assert sequence.negatives_for(FULL_SOFTMAX_ITEMS + 1) == SAMPLED_SOFTMAX
@@ -157,6 +197,10 @@ def test_config_defaults_follow_the_architecture():
         NCFConfig(architecture="sasrec", num_heads=3)
     with pytest.raises(InvalidRequestError, match="history_length must be at least 1 for sasrec"):
         NCFConfig(architecture="sasrec", history_length=0)
+    with pytest.raises(InvalidRequestError, match=r"window_stride \(60\) must be at most history_length \(50\)"):
+        NCFConfig(architecture="sasrec", window_stride=60)
+    with pytest.raises(InvalidRequestError, match="taste_length"):
+        NCFConfig(architecture="sasrec", taste_length=-1)
 
 
 @pytest.mark.parametrize("softmax_negatives", [None, 20])
@@ -197,12 +241,12 @@ def test_a_sasrec_checkpoint_saved_before_the_repeat_penalty_still_loads(tmp_pat
     from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_ncf_checkpoint
 
     config = NCFConfig(architecture="sasrec", embedding_dim=8, history_length=6, repeat_penalty=False).to_dict()
-    del config["repeat_penalty"], config["window_stride"]  # the fields that version lacked
+    del config["repeat_penalty"], config["window_stride"], config["taste_length"]  # fields that version lacked
     model = SASRec(synthetic_split.num_users, synthetic_split.num_items, 8, 6, repeat_penalty=False)
     path = save_ncf_checkpoint(tmp_path / "old.pt", model, config, synthetic_split.users, synthetic_split.items,
                                synthetic_split.train, {}, [], "x", "test")
     reloaded = model_from_checkpoint(load_ncf_checkpoint(path))
-    assert not reloaded.lowers_read_items
+    assert not reloaded.lowers_read_items and reloaded.taste is None and reloaded.history_length == 6
 
 
 @pytest.fixture(scope="module")

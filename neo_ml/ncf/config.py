@@ -60,6 +60,8 @@ class NCFConfig(ConfigMixin):
     taste_length: int | None = config_field(None, "sasrec: latest items read into the long-term taste vector, "
                                                   "beyond the attention window (0: none; default: the "
                                                   "architecture's)")
+    taste_dropout: float = config_field(0.3, "sasrec: share of the items left out of each training window's "
+                                             "taste, so it is no fingerprint of the readers trained on; 0 <= p < 1")
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
     user_dropout: float = config_field(0.0, "sasrec with user_embedding: share of training windows read without "
                                             "their user id vector, as a newcomer is (DropoutNet)")
@@ -99,6 +101,8 @@ class NCFConfig(ConfigMixin):
         check_number(self.learning_rate, "learning_rate")
         check_number(self.dropout, "dropout", "a number with 0 <= dropout < 1", below=1.0, zero_allowed=True)
         check_number(self.user_dropout, "user_dropout", "a number with 0 <= user_dropout < 1", below=1.0,
+                     zero_allowed=True)
+        check_number(self.taste_dropout, "taste_dropout", "a number with 0 <= taste_dropout < 1", below=1.0,
                      zero_allowed=True)
         check_number(self.weight_decay, "weight_decay", "a finite number >= 0", zero_allowed=True)
         for name in ("sparse", "user_embedding", "repeat_penalty"):

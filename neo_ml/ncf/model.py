@@ -296,7 +296,8 @@ class SASRec(_Scorer):
 
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, history_length: int = 50,
                  dropout: float = 0.2, num_blocks: int = 2, num_heads: int = 1, user_embedding: bool = False,
-                 repeat_penalty: bool = True, user_dropout: float = 0.0, taste_length: int = 0):
+                 repeat_penalty: bool = True, user_dropout: float = 0.0, taste_length: int = 0,
+                 taste_dropout: float = 0.0):
         super().__init__()
         self._init_sizes(num_users, num_items, max(history_length, taste_length))
         self.attention_length = history_length
@@ -314,6 +315,7 @@ class SASRec(_Scorer):
         self.norm = nn.LayerNorm(embedding_dim)
         self.num_heads = num_heads
         self.user_dropout = user_dropout  # share of training windows read without their user id vector
+        self.taste_dropout = taste_dropout  # share of the items left out of each training taste
         # exp(repeat) is subtracted from the score of each item the model reads in the history
         self.repeat = nn.Parameter(torch.zeros(())) if repeat_penalty else None
 
@@ -336,10 +338,10 @@ class SASRec(_Scorer):
         return logits.index_put((rows, ordered[rows, columns]), -penalty, accumulate=True)
 
     def _first_reads(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """(batch, k): where in each of the (batch, length) ``rows`` each of its (batch, k) ``items`` is
+        """(batch, k): where in each of the (batch, length) ``rows`` each of its (batch, k) ``items`` is first
         read (a binary search of the sorted row), ``length`` where it is not."""
         length = rows.shape[1]
-        ordered, order = rows.sort(dim=1)
+        ordered, order = rows.sort(dim=1, stable=True)  # of equal items, the earliest first
         at = torch.searchsorted(ordered, items.contiguous()).clamp(max=length - 1)
         found = (ordered.gather(1, at) == items) & (items != self.num_items)
         return torch.where(found, order.gather(1, at), length)
@@ -347,7 +349,11 @@ class SASRec(_Scorer):
     def _long_term_taste(self, sequences: torch.Tensor) -> torch.Tensor:
         """(batch, length, dim): at each position, the taste table summed over the items up to it, over
         the square root of their count."""
-        count = (sequences != self.num_items).cumsum(1).clamp(min=1).unsqueeze(-1)
+        kept = sequences != self.num_items
+        if self.training and self.taste_dropout:  # a taste is not a fingerprint of the readers trained on
+            kept &= torch.rand(sequences.shape, device=sequences.device) >= self.taste_dropout
+            sequences = sequences.masked_fill(~kept, self.num_items)
+        count = kept.cumsum(1).clamp(min=1).unsqueeze(-1)
         return self.taste(sequences).cumsum(1) / count.sqrt()
 
     def encode(self, sequences: torch.Tensor) -> torch.Tensor:
@@ -418,10 +424,11 @@ class SASRec(_Scorer):
         position = (position + offset)[:, None]  # a read item at or before it is penalised
         if negatives is None:
             logits = hidden @ self._items().T
-            if self.repeat is not None:  # only the read entries are touched (a training row holds no repeats)
+            if self.repeat is not None:  # only the read entries are touched, each item at its first read
+                columns = torch.arange(inputs.shape[1], device=inputs.device)
+                first = self._first_reads(inputs, inputs) == columns  # False for pads and repeats
                 read = inputs[window]
-                upto = torch.arange(read.shape[1], device=inputs.device) <= position
-                row, column = ((read != self.num_items) & upto).nonzero(as_tuple=True)
+                row, column = (first[window] & (columns <= position)).nonzero(as_tuple=True)
                 logits = logits.index_put((row, read[row, column]), -self.repeat.exp().expand(len(row)),
                                           accumulate=True)
             return nn.functional.cross_entropy(logits, target)

@@ -116,6 +116,26 @@ def test_the_long_term_taste_reads_past_the_attention_window():
     assert torch.allclose(plain.encode(sequence), plain.encode(older))  # no taste: the window alone
 
 
+def test_taste_dropout_leaves_a_share_of_the_items_out_of_training_tastes_only():
+    model = _model(taste_length=9, taste_dropout=0.5)
+    torch.nn.init.normal_(model.taste.weight[:30])
+    sequences = torch.tensor([[30, 1, 2, 3, 4, 5, 6, 7, 8]])
+    served = model.encode(sequences)  # eval: every item counts
+    model.train()
+    torch.manual_seed(3)
+    kept = torch.rand(sequences.shape) >= 0.5
+    torch.manual_seed(3)
+    trained = model.encode(sequences)
+    items = sequences[0, 1:].masked_fill(~kept[0, 1:], 30)  # the last position's taste, the dropped left out
+    expected = model.taste.weight[items].sum(0) / math.sqrt(max(1, int((items != 30).sum())))
+    model.eval()
+    plain = served[0, -1] - model.taste.weight[sequences[0, 1:]].sum(0) / math.sqrt(8)  # attention alone
+    assert 0 < kept[0, 1:].sum() < 8
+    assert torch.allclose(trained[0, -1], plain + expected, atol=1e-5)
+    with pytest.raises(InvalidRequestError, match="taste_dropout must be"):
+        NCFConfig(taste_dropout=1.0)
+
+
 @pytest.mark.parametrize("softmax_negatives", [None, torch.tensor([7, 1, 2, 6])])
 def test_windows_longer_than_the_attention_predict_in_it_and_penalise_every_item_read(softmax_negatives):
     model = _model(taste_length=8)

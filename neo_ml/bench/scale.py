@@ -109,10 +109,10 @@ def _gradients(row: dict) -> str:
 
 def format_report(report: dict) -> str:
     config = report["config"]
-    if NCFConfig(**config).is_sequence_model:
-        read = NCFConfig(**config).items_read
-        what = (f"{config['batch_size']} windows of {read} items per batch, every position of the latest "
-                f"{config['history_length']} predicted")
+    described = NCFConfig(**config)
+    if described.is_sequence_model:
+        what = (f"{config['batch_size']} windows of {described.items_read} items per batch, every position of "
+                f"the latest {config['history_length']} predicted")
     else:
         what = f"batch {config['batch_size']} pairs, {config['num_negatives']} negatives per positive"
     lines = [f"NCF training at scale ({config['architecture']}, {what}, {report['torch_threads']} torch threads)", "",

@@ -419,9 +419,9 @@ class SASRec(_Scorer):
             hidden = hidden + self.user(users).unsqueeze(1)
         offset = inputs.shape[1] - hidden.shape[1]  # where the attention window starts in the row
         targets = targets[:, offset:]
-        window, position = (targets != self.num_items).nonzero(as_tuple=True)
-        hidden, target = hidden[window, position], targets[window, position]
-        position = (position + offset)[:, None]  # a read item at or before it is penalised
+        window, in_window = (targets != self.num_items).nonzero(as_tuple=True)
+        hidden, target = hidden[window, in_window], targets[window, in_window]
+        position = (in_window + offset)[:, None]  # in the row: a read item at or before it is penalised
         if negatives is None:
             logits = hidden @ self._items().T
             if self.repeat is not None:  # only the read entries are touched, each item at its first read
@@ -436,7 +436,7 @@ class SASRec(_Scorer):
         logits = torch.cat([positive, hidden @ self.item_embedding(negatives).T], dim=1)
         candidates = torch.cat([target[:, None], negatives.expand(len(target), -1)], dim=1)
         if self.repeat is not None:
-            first = torch.cat([self._first_reads(inputs, targets)[window, position[:, 0] - offset, None],
+            first = torch.cat([self._first_reads(inputs, targets)[window, in_window, None],
                                self._first_reads(inputs, negatives.expand(len(inputs), -1))[window]], dim=1)
             logits = logits - self.repeat.exp() * (first <= position)
         itself = candidates == target[:, None]

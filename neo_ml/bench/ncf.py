@@ -23,7 +23,7 @@ import torch
 
 from neo_ml import paths
 from neo_ml.bench.new_users import benchmark_new_users, format_new_users
-from neo_ml.bench.timing import figures, finish_report, latency_percentiles, mean_and_sd, mean_sd_cell, time_calls
+from neo_ml.bench.timing import figures, finish_report, latency_percentiles, mean_and_sd, mean_sd_cell, time_interleaved
 from neo_ml.data import db as database
 from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split, random_holdout_split, split_75_25
@@ -122,17 +122,16 @@ def time_ncf_service(service: NCFService, calls: int, seed: int = 0, warmup: int
                      newcomers: list[str] | None = None) -> dict[str, list[float]]:
     """Seconds per call of ``predict_batch`` (10 items) and ``recommend`` (top 10), on users and items
     drawn at random from those the checkpoint knows; with ``newcomers`` (users the checkpoint does not
-    know, with interactions in the service's database), ``recommend`` for them too."""
+    know, with interactions in the service's database), ``recommend`` for them too; the calls interleaved."""
     rng = np.random.default_rng(seed)
     users = rng.choice(np.array(service.known_user_ids()), calls)
     item_sets = rng.choice(np.array(service.known_item_ids()), (calls, 10))
-    samples = {"predict_batch": time_calls(service.predict_batch, [(u, items.tolist()) for u, items in
-                                                                   zip(users, item_sets, strict=True)], warmup),
-               "recommend": time_calls(service.recommend, [(u, 10) for u in users], warmup)}
+    timed = {"predict_batch": (service.predict_batch, [(u, items.tolist()) for u, items in
+                                                       zip(users, item_sets, strict=True)]),
+             "recommend": (service.recommend, [(u, 10) for u in users])}
     if newcomers:
-        samples["recommend_newcomer"] = time_calls(service.recommend, [(u, 10) for u in
-                                                                       rng.choice(np.array(newcomers), calls)], warmup)
-    return samples
+        timed["recommend_newcomer"] = (service.recommend, [(u, 10) for u in rng.choice(np.array(newcomers), calls)])
+    return time_interleaved(timed, warmup)
 
 
 NEWCOMERS = 200  # users copied into the latency database under ids the checkpoint does not know

@@ -25,13 +25,22 @@ def latency_percentiles(samples: list[float]) -> dict:
 
 def time_calls(call, arguments: list, warmup: int = 20) -> list[float]:
     """Seconds per ``call(*args)`` for each tuple in ``arguments``, after ``warmup`` untimed calls."""
-    for args in arguments[:warmup]:
-        call(*args)
-    samples = []
-    for args in arguments:
-        started = time.perf_counter()
-        call(*args)
-        samples.append(time.perf_counter() - started)
+    return time_interleaved({"call": (call, arguments)}, warmup)["call"]
+
+
+def time_interleaved(calls: dict[str, tuple], warmup: int = 20) -> dict[str, list[float]]:
+    """Seconds per call, by name, for ``{name: (function, [args, ...])}``: the i-th call of each name in
+    turn, so that a busy moment on the machine falls on every name alike, not on whichever ran then."""
+    for function, arguments in calls.values():
+        for args in arguments[:warmup]:
+            function(*args)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for turn in range(max(len(arguments) for _, arguments in calls.values())):
+        for name, (function, arguments) in calls.items():
+            if turn < len(arguments):
+                started = time.perf_counter()
+                function(*arguments[turn])
+                samples[name].append(time.perf_counter() - started)
     return samples
 
 

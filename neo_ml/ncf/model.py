@@ -326,16 +326,13 @@ class SASRec(_Scorer):
     def _penalise_all(self, logits: torch.Tensor, read_items: torch.Tensor) -> torch.Tensor:
         """(rows, num_items) ``logits`` less the repeat penalty at each row's ``read_items`` (pads ignored).
 
-        Only the read entries are touched, each item once per row, so the cost is the window's, not the
-        catalogue's."""
+        Only the read entries are touched, so the cost is the window's, not the catalogue's; an item read
+        twice is written twice with the same value, penalised once."""
         if self.repeat is None:
             return logits
-        ordered = read_items.sort(dim=1).values
-        once = torch.ones_like(ordered, dtype=torch.bool)
-        once[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-        rows, columns = (once & (ordered != self.num_items)).nonzero(as_tuple=True)
-        penalty = self.repeat.exp().expand(len(rows))
-        return logits.index_put((rows, ordered[rows, columns]), -penalty, accumulate=True)
+        rows, columns = (read_items != self.num_items).nonzero(as_tuple=True)
+        where = (rows, read_items[rows, columns])
+        return logits.index_put(where, logits[where] - self.repeat.exp())
 
     def _first_reads(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(batch, k): where in each of the (batch, length) ``rows`` each of its (batch, k) ``items`` is first
@@ -377,11 +374,58 @@ class SASRec(_Scorer):
             x = x + self._long_term_taste(sequences)[:, -length:]
         return x
 
+    def encode_last(self, sequences: torch.Tensor) -> torch.Tensor:
+        """``encode``'s output at the last position only, as serving and evaluation need it, in fewer ops.
+
+        The same blocks' weights, applied by hand: pad columns on the left of every row are left out (a
+        real position never attends a pad), the last block attends from the last position alone, and the
+        taste is one sum. A single user's call is overhead-bound, so fewer and smaller ops are what count
+        (recommend's encode: 0.36 ms to 0.24 ms median on one thread). Training keeps ``encode``."""
+        if self.training:
+            return self.encode(sequences)[:, -1]
+        recent = sequences[:, -self.attention_length:]
+        start = self.attention_length - recent.shape[1]  # position of the row's first column
+        occupied = (recent != self.num_items).any(0)
+        first = int(occupied.int().argmax()) if bool(occupied.any()) else recent.shape[1] - 1
+        recent = recent[:, first:]
+        length, dim = recent.shape[1], self.item_embedding.embedding_dim
+        pad = (recent == self.num_items).unsqueeze(-1)
+        positions = torch.arange(start + first, start + first + length, device=sequences.device)
+        x = (self.item_embedding(recent) * math.sqrt(dim) + self.position(positions)).masked_fill(pad, 0.0)
+        itself = torch.eye(length, dtype=torch.bool, device=sequences.device)
+        allowed = (~pad.transpose(1, 2) | itself) & ~itself.new_ones(length, length).triu(1)  # (batch, q, k)
+        for number, block in enumerate(self.blocks):
+            if number == len(self.blocks) - 1:  # only the last position's output is wanted
+                allowed, pad = allowed[:, -1:], pad[:, -1:]
+            x = self._block(block, x, allowed).masked_fill(pad, 0.0)
+        x = self.norm(x[:, -1])
+        if self.taste is not None:
+            count = (sequences != self.num_items).sum(1, keepdim=True).clamp(min=1)
+            x = x + nn.functional.embedding_bag(sequences, self.taste.weight, mode="sum",
+                                                padding_idx=self.num_items) / count.sqrt()
+        return x
+
+    def _block(self, block: nn.TransformerEncoderLayer, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """A pre-norm encoder block in inference, for the queries of ``allowed`` (batch, queries, keys): the
+        last ``queries`` positions of ``x``."""
+        attention, heads = block.self_attn, self.num_heads
+        batch, _, dim = x.shape
+        queries = allowed.shape[1]
+
+        def by_head(t: torch.Tensor) -> torch.Tensor:  # (batch, heads, positions, dim / heads)
+            return t.reshape(batch, -1, heads, dim // heads).transpose(1, 2)
+
+        q, k, v = nn.functional.linear(block.norm1(x), attention.in_proj_weight, attention.in_proj_bias).chunk(3, -1)
+        mixed = nn.functional.scaled_dot_product_attention(by_head(q[:, -queries:]), by_head(k), by_head(v),
+                                                           attn_mask=allowed.unsqueeze(1))
+        x = x[:, -queries:] + attention.out_proj(mixed.transpose(1, 2).reshape(batch, queries, dim))
+        return x + block.linear2(block.activation(block.linear1(block.norm2(x))))
+
     def user_vectors(self, users, history=None):
         if history is None:
             raise ValueError("SASRec reads a user from their history; none was given")
         with torch.inference_mode(not torch.is_grad_enabled()):  # serving: a fifth less time per call
-            vector = self.encode(history.flip(1))[:, -1]  # history rows are latest first
+            vector = self.encode_last(history.flip(1))  # history rows are latest first
         if self.user is not None:  # an unknown user (index >= num_users) gets the zero padding row
             vector = vector + self.user(torch.where(users < self.num_users, users, self.num_users))
         return (vector, history)

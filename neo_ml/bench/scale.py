@@ -26,6 +26,7 @@ in the two-stage top 10, and ``recommend_batch`` users per second.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import subprocess
@@ -143,13 +144,21 @@ CATALOGUES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
 SERVING_USERS, SERVING_INTERACTIONS = 20_000, 1_000_000
 
 
+def catalogue_model_stem(folder: Path, config: NCFConfig, items: int) -> Path:
+    """Where the catalogue model of ``config`` over ``items`` items is kept (less its suffix)."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return folder / f"{config.architecture}_{items}_{digest}"
+
+
 def train_catalogue_model(items: int, folder: Path, epochs: int = 3, seed: int = 0,
                           architecture: str | None = None) -> tuple[Path, dict]:
     """A checkpoint of ``architecture`` (default: the default's) over ``items`` synthetic items; its path and
-    training figures. A checkpoint already in ``folder`` (with its ``.json`` figures) is served as it is.
+    training figures. A checkpoint already in ``folder`` (with its ``.json`` figures) of the same config is
+    served as it is: the file name holds a digest of the config, so a changed default trains anew.
     """
     config = _config(architecture, epochs=epochs, patience=epochs, sparse=True, seed=seed)
-    path, figures = folder / f"{config.architecture}_{items}.pt", folder / f"{config.architecture}_{items}.json"
+    stem = catalogue_model_stem(folder, config, items)
+    path, figures = stem.with_suffix(".pt"), stem.with_suffix(".json")
     if path.exists() and figures.exists():
         return path, json.loads(figures.read_text())
     folder.mkdir(parents=True, exist_ok=True)

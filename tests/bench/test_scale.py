@@ -65,3 +65,13 @@ def test_the_scale_run_of_a_sequence_model_reports_predictions_and_its_softmax()
     assert "sasrec, 128 windows of 200 items per batch, every position of the latest 50" in table
     assert "| sparse, 512 sampled |" in table
     assert "| dense, full softmax |" in table
+
+
+def test_a_catalogue_model_is_reused_only_for_the_same_config(tmp_path):
+    from neo_ml.bench.scale import catalogue_model_stem
+    from neo_ml.ncf.config import NCFConfig
+
+    default = catalogue_model_stem(tmp_path, NCFConfig(), 1000)
+    assert default == catalogue_model_stem(tmp_path, NCFConfig(), 1000)
+    assert default != catalogue_model_stem(tmp_path, NCFConfig(taste_length=0), 1000)
+    assert default != catalogue_model_stem(tmp_path, NCFConfig(), 2000)

@@ -26,6 +26,16 @@ def test_windows_make_every_interaction_after_a_users_first_a_target_once():
     assert sorted(targets.tolist()) == [11, 12, 13, 14, 21]
 
 
+
+def test_windows_of_no_pairs_are_empty_and_batches_read_them_as_64_bit_indices():
+    from neo_ml.ncf.sampling import sequence_batches
+
+    assert len(SequenceWindows.from_pairs(np.zeros((0, 2), np.int64), length=3, pad=PAD)) == 0
+    windows = SequenceWindows.from_pairs(np.array([[0, 10], [0, 11], [1, 20], [1, 21]]), length=3, pad=PAD)
+    assert windows.inputs.dtype == np.int32  # half the memory of a large epoch's windows
+    (users, inputs, targets, _), = sequence_batches(windows, per_batch=8, seed=0, epoch=0, num_items=PAD)
+    assert inputs.dtype == targets.dtype == np.int64 and sorted(targets[targets != PAD].tolist()) == [11, 21]
+
 def test_overlapping_windows_give_every_target_earlier_items_to_read():
     pairs = np.array([[0, 10], [0, 11], [0, 12], [0, 13], [0, 14]])
     windows = SequenceWindows.from_pairs(pairs, length=3, pad=PAD, stride=2)

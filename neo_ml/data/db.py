@@ -108,8 +108,9 @@ def _redaction(text: str) -> tuple[str, list[str]]:
     scheme, sep, rest = text.partition("://")
     if not sep:
         return text, []
-    rest, hidden = _hide_userinfo(rest)
-    rest, more = _hide_query_secrets(rest)
+    # The query's secrets first: a raw query may hold '@' (password=@x), which is not the user info's.
+    rest, hidden = _hide_query_secrets(rest)
+    rest, more = _hide_userinfo(rest)
     return f"{scheme}://{rest}", hidden + more
 
 

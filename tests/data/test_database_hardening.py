@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine, make_url
@@ -158,6 +158,7 @@ def test_redact_url_hides_the_password_in_every_form(case):
 
 @HYPOTHESIS
 @given(urls, st.booleans())
+@example(("raw query", "postgresql+psycopg", "@00000", "password"), False)  # '@' in the query, not the user info
 def test_connect_errors_never_show_the_password(case, create):
     _check_hidden(lambda url: database.connect(url, create=create), *case)
 

@@ -353,6 +353,21 @@ class SASRec(_Scorer):
         count = kept.cumsum(1).clamp(min=1).unsqueeze(-1)
         return self.taste(sequences).cumsum(1) / count.sqrt()
 
+    def _inputs(self, recent: torch.Tensor, first_position: int) -> torch.Tensor:
+        """The blocks' input for (batch, length) items at positions ``first_position`` on: scaled item
+        embeddings plus positions, zero at pads."""
+        positions = torch.arange(first_position, first_position + recent.shape[1], device=recent.device)
+        x = self.item_embedding(recent) * math.sqrt(self.item_embedding.embedding_dim) + self.position(positions)
+        return self.dropout(x).masked_fill((recent == self.num_items).unsqueeze(-1), 0.0)
+
+    @staticmethod
+    def _attended(pad: torch.Tensor) -> torch.Tensor:
+        """(batch, query, key), True where a query attends a key: itself and the real items before it (a pad
+        attends itself alone, so that no row of the attention is empty)."""
+        length = pad.shape[1]
+        itself = torch.eye(length, dtype=torch.bool, device=pad.device)
+        return (~pad.unsqueeze(1) | itself) & ~itself.new_ones(length, length).triu(1)
+
     def encode(self, sequences: torch.Tensor) -> torch.Tensor:
         """Outputs at each of the last ``attention_length`` positions of (batch, length) item sequences,
         oldest first, padded on the left with ``num_items``. A position attends to itself and the real
@@ -360,12 +375,8 @@ class SASRec(_Scorer):
         recent = sequences[:, -self.attention_length:]
         length = recent.shape[1]
         pad = recent == self.num_items
-        positions = torch.arange(self.attention_length - length, self.attention_length, device=sequences.device)
-        x = self.item_embedding(recent) * math.sqrt(self.item_embedding.embedding_dim) + self.position(positions)
-        x = self.dropout(x).masked_fill(pad.unsqueeze(-1), 0.0)
-        later = torch.ones(length, length, dtype=torch.bool, device=sequences.device).triu(1)
-        eye = torch.eye(length, dtype=torch.bool, device=sequences.device)
-        blocked = later | (pad.unsqueeze(1) & ~eye)  # (batch, query, key): True = not attended
+        x = self._inputs(recent, self.attention_length - length)
+        blocked = ~self._attended(pad)  # (batch, query, key): True = not attended
         blocked = blocked.repeat_interleave(self.num_heads, dim=0)
         for block in self.blocks:
             x = block(x, src_mask=blocked).masked_fill(pad.unsqueeze(-1), 0.0)
@@ -380,7 +391,7 @@ class SASRec(_Scorer):
         The same blocks' weights, applied by hand: pad columns on the left of every row are left out (a
         real position never attends a pad), the last block attends from the last position alone, and the
         taste is one sum. A single user's call is overhead-bound, so fewer and smaller ops are what count
-        (recommend's encode: 0.36 ms to 0.24 ms median on one thread). Training keeps ``encode``."""
+        (recommend's encode: 0.37 ms to 0.27 ms median on one thread). Training keeps ``encode``."""
         if self.training:
             return self.encode(sequences)[:, -1]
         recent = sequences[:, -self.attention_length:]
@@ -388,12 +399,9 @@ class SASRec(_Scorer):
         occupied = (recent != self.num_items).any(0)
         first = int(occupied.int().argmax()) if bool(occupied.any()) else recent.shape[1] - 1
         recent = recent[:, first:]
-        length, dim = recent.shape[1], self.item_embedding.embedding_dim
-        pad = (recent == self.num_items).unsqueeze(-1)
-        positions = torch.arange(start + first, start + first + length, device=sequences.device)
-        x = (self.item_embedding(recent) * math.sqrt(dim) + self.position(positions)).masked_fill(pad, 0.0)
-        itself = torch.eye(length, dtype=torch.bool, device=sequences.device)
-        allowed = (~pad.transpose(1, 2) | itself) & ~itself.new_ones(length, length).triu(1)  # (batch, q, k)
+        pad = recent == self.num_items
+        x = self._inputs(recent, start + first)
+        allowed, pad = self._attended(pad), pad.unsqueeze(-1)
         for number, block in enumerate(self.blocks):
             if number == len(self.blocks) - 1:  # only the last position's output is wanted
                 allowed, pad = allowed[:, -1:], pad[:, -1:]

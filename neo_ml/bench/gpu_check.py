@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from neo_ml.bench.timing import latency_percentiles, time_calls
-from neo_ml.classification.encoder import embed, load_encoder
 from neo_ml.data.corpora import load_movielens_100k, load_text_corpus
 from neo_ml.data.ids import IdMap
 from neo_ml.data.splits import leave_one_out_split
@@ -37,6 +36,7 @@ from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.model import build_model
 from neo_ml.ncf.service import NCFService
 from neo_ml.ncf.train import train_ncf_model
+from neo_ml.sentence_encoder import embed, load_encoder
 
 
 def check_training(epochs: int) -> dict:

@@ -5,7 +5,8 @@ negatives per user): test HR@10 / NDCG@10, sampled and full ranking, of the
 epoch chosen on the validation item, mean +- sd over seeds, for the default
 NCF configuration (SASRec), the previous default (NeuMF + history), the plain
 NeuMF, the seed's MLP and popularity. Then the Recommenders 75/25 protocol,
-the new-user protocol for the default (``bench.new_users``), and the p50/p95 latency of ``NCFService``
+the new-user protocol for the default (``bench.new_users``), the new-resource protocol
+(``bench.new_items``), and the p50/p95 latency of ``NCFService``
 (``predict_batch`` of 10 items; ``recommend`` top 10 with seen items read from
 a SQLite database). Results also go to ``outputs/benchmarks/`` as JSON.
 """
@@ -22,10 +23,11 @@ import pandas as pd
 import torch
 
 from neo_ml import paths
+from neo_ml.bench.new_items import benchmark_new_items, format_new_items
 from neo_ml.bench.new_users import benchmark_new_users, format_new_users
 from neo_ml.bench.timing import figures, finish_report, latency_percentiles, mean_and_sd, mean_sd_cell, time_interleaved
 from neo_ml.data import db as database
-from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions
+from neo_ml.data.corpora import ML100K_CHECKSUM, load_movielens_100k, load_movielens_interactions, movielens_item_texts
 from neo_ml.data.splits import LeaveOneOutSplit, leave_one_out_split, random_holdout_split, split_75_25
 from neo_ml.ncf.baselines import PREVIOUS_DEFAULT, SEED_MLP, PopularityModel
 from neo_ml.ncf.checkpoint import save_trained
@@ -33,12 +35,15 @@ from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import LOO_KEYS, evaluate_model, top_k_metrics
 from neo_ml.ncf.service import NCFService
 from neo_ml.ncf.train import train_ncf_model
+from neo_ml.sentence_encoder import text_vectors
 
 SPLIT_SEED = 2017
-DEFAULT_VARIANT = "SASRec (default)"
+DEFAULT_VARIANT = "SASRec + text (default)"
+NO_TEXT_VARIANT = "SASRec, no text"
 # name -> changes to the default NCFConfig
 NCF_VARIANTS = {
     DEFAULT_VARIANT: {},
+    NO_TEXT_VARIANT: {"item_text": False},
     "NeuMF + history (the previous default)": PREVIOUS_DEFAULT,
     "NeuMF, no history": {**SEED_MLP, "architecture": "neumf"},
     "MLP [128,64,32] (seed), no history": SEED_MLP,
@@ -56,15 +61,22 @@ def movielens_loo_split(ratings: pd.DataFrame) -> LeaveOneOutSplit:
     return split
 
 
-def benchmark_loo(split: LeaveOneOutSplit, seeds, variants) -> tuple[dict, dict]:
-    """Test metrics per variant (mean/sd over seeds); also returns the trained models, by variant and seed."""
+def movielens_text_vectors(item_ids) -> np.ndarray:
+    """The sentence embedding of each MovieLens-100k movie's text, in ``item_ids`` order."""
+    texts = movielens_item_texts()
+    return text_vectors([texts.get(item, "") for item in item_ids])
+
+
+def benchmark_loo(split: LeaveOneOutSplit, seeds, variants, item_text: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Test metrics per variant (mean/sd over seeds); also returns the trained models, by variant and seed.
+    ``item_text``: the items' sentence embeddings, for the variants that read them."""
     results, kept = {}, {}
     pop = evaluate_model(PopularityModel(split.train, split.num_items), split, "test")
     results["Popularity"] = {**pop, "train_seconds": 0.0, "seconds_to_best": 0.0, "runs": [pop]}
     for name, changes in variants.items():
         runs = []
         for seed in seeds:
-            trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False)
+            trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False, item_text=item_text)
             test = evaluate_model(trained.model, split, "test")
             runs.append({**test, "seed": seed, "best_epoch": trained.best_epoch,
                          "train_seconds": trained.train_seconds, "seconds_to_best": trained.seconds_to_best_epoch})
@@ -106,10 +118,11 @@ def benchmark_75_25(ratings: pd.DataFrame, seeds, variants=None, k: int = 10) ->
         return [[split.items.ids[i] for i in row] for row in best]
 
     out = {"Popularity": top_k_metrics(top_k(PopularityModel(seen, split.num_items)), relevant, k)}
+    item_text = movielens_text_vectors(split.items.ids)
     for name, changes in (variants or VARIANTS_75_25).items():
         runs = []
         for seed in seeds:
-            trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False)
+            trained = train_ncf_model(split, NCFConfig(**changes, seed=seed), progress=False, item_text=item_text)
             runs.append({**top_k_metrics(top_k(trained.model), relevant, k), "best_epoch": trained.best_epoch,
                          "train_seconds": trained.train_seconds})
             print(f"  75/25 {name:32s} seed {seed}: ndcg@10 {runs[-1]['ndcg@10']:.4f}  "
@@ -168,6 +181,8 @@ def format_report(report: dict) -> str:
                      f"({row['seconds_to_best']:.1f}) |")
     if "new_users" in report:
         lines += ["", format_new_users(report["new_users"])]
+    if "new_items" in report:
+        lines += ["", format_new_items(report["new_items"])]
     if "75_25" in report:
         lines += ["", "Recommenders 75/25 (seed 42), top 10 over items not in train; epoch chosen on one random "
                   "training item per user (full-ranking NDCG@10)",
@@ -190,13 +205,17 @@ def run_ncf_benchmark(seeds=(42, 43, 44), quick: bool = False, output: Path | No
     split = movielens_loo_split(ratings)
     variants = {k: v for k, v in NCF_VARIANTS.items() if not quick or not v}
     started = time.perf_counter()
-    loo, trained = benchmark_loo(split, seeds, variants)
+    item_text = movielens_text_vectors(split.items.ids)
+    loo, trained = benchmark_loo(split, seeds, variants, item_text)
     report = {"suite": "ncf", "seeds": list(seeds), "data": "ml-100k", "data_checksum": ML100K_CHECKSUM,
               "default_config": NCFConfig().to_dict(), "variants": variants, "loo": loo}
     if not quick:
         report["75_25"] = benchmark_75_25(ratings, seeds)
     report["new_users"] = {"model": DEFAULT_VARIANT, **benchmark_new_users(
-        split, {seed: NCFConfig(seed=seed) for seed in seeds}, trained[DEFAULT_VARIANT])}
+        split, {seed: NCFConfig(seed=seed) for seed in seeds}, trained[DEFAULT_VARIANT], item_text=item_text)}
+    report["new_items"] = benchmark_new_items(split, item_text, {seed: {
+        DEFAULT_VARIANT: NCFConfig(seed=seed), NO_TEXT_VARIANT: NCFConfig(seed=seed, item_text=False)}
+        for seed in (seeds[:1] if quick else seeds)})
     default = trained[DEFAULT_VARIANT][seeds[0]]
     report["latency"] = benchmark_latency(default, split, calls=500 if quick else 2000)
     return finish_report(report, started, output, format_report)

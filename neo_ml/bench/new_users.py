@@ -65,13 +65,14 @@ def served_ranks(service: NCFService, split: LeaveOneOutSplit, users: np.ndarray
 
 
 def new_user_run(split: LeaveOneOutSplit, config: NCFConfig, warm: TrainResult, share: float = NEW_USER_SHARE,
-                 interactions: pd.DataFrame | None = None) -> dict:
+                 interactions: pd.DataFrame | None = None, item_text: np.ndarray | None = None) -> dict:
     """One seed: ``config`` trained without a ``share`` of users (drawn with ``config.seed``), those users
     served from the database by it (new) and by ``warm``, trained with them on the whole split.
-    ``interactions``: the frame the split was made from (default: MovieLens-100k's)."""
+    ``interactions``: the frame the split was made from (default: MovieLens-100k's); ``item_text``: the
+    items' sentence embeddings, for a model that reads them."""
     users = pick_new_users(split, share, config.seed)
     without = split.without_users(users)
-    cold = train_ncf_model(without, config, progress=False)
+    cold = train_ncf_model(without, config, progress=False, item_text=item_text)
     frame = load_movielens_interactions() if interactions is None else interactions
     with tempfile.TemporaryDirectory() as tmp:
         engine = _database_before_test(Path(tmp) / "new_users.db", split, users, frame)
@@ -87,10 +88,11 @@ def new_user_run(split: LeaveOneOutSplit, config: NCFConfig, warm: TrainResult, 
 
 
 def benchmark_new_users(split: LeaveOneOutSplit, configs: dict[int, NCFConfig], warm: dict[int, TrainResult],
-                        share: float = NEW_USER_SHARE, interactions: pd.DataFrame | None = None) -> dict:
+                        share: float = NEW_USER_SHARE, interactions: pd.DataFrame | None = None,
+                        item_text: np.ndarray | None = None) -> dict:
     """``new_user_run`` per seed (each its own draw of users), mean and sd of new and warm."""
     interactions = load_movielens_interactions() if interactions is None else interactions  # read once
-    runs = [new_user_run(split, configs[seed], warm[seed], share, interactions) for seed in configs]
+    runs = [new_user_run(split, configs[seed], warm[seed], share, interactions, item_text) for seed in configs]
     out = {"share": share, "users_per_seed": runs[0]["users"], "seeds": list(configs), "runs": runs}
     for side in ("new", "warm"):
         out[side] = mean_and_sd([run[side] for run in runs], LOO_KEYS)

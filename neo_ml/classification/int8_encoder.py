@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch._inductor.config as inductor_config
 
-from neo_ml.classification.encoder import PooledEncoder, embed_batches, quiet_torchao
 from neo_ml.errors import NeoMLError
+from neo_ml.sentence_encoder import PooledEncoder, embed_batches, quiet_torchao
 
 CALIBRATION_TEXTS = 128  # evenly spaced training texts; 128 gave embeddings at cosine 0.995 to fp32 on 20NG
 _OBSERVERS = "activation_post_process_"  # how prepare_pt2e names its observer modules

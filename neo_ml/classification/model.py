@@ -32,7 +32,6 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from neo_ml.classification import calibration
-from neo_ml.classification.encoder import DEFAULT_ENCODER, embed, load_encoder, resolve_encoder
 from neo_ml.classification.lexical import LexicalScorer
 from neo_ml.classification.linear import fit_per_label
 from neo_ml.classification.metrics import classification_report
@@ -41,6 +40,7 @@ from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, LabelMap, augment_classification_data
 from neo_ml.devices import choose_device
 from neo_ml.errors import InvalidRequestError
+from neo_ml.sentence_encoder import DEFAULT_ENCODER, embed, load_encoder, resolve_encoder
 from neo_ml.serving import ConfigMixin, check_count, check_number, config_field
 
 # How predictions encode text: the torch encoder (fp32, the reference), its int8 ONNX Runtime export

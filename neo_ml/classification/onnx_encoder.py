@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neo_ml.classification.encoder import PooledEncoder, embed_batches
+from neo_ml.sentence_encoder import PooledEncoder, embed_batches
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -23,13 +23,13 @@ import numpy as np
 
 from neo_ml import paths
 from neo_ml.classification.checkpoint import is_plain_name, load_classifier, save_classifier
-from neo_ml.classification.encoder import DEFAULT_ENCODER
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier, check_inference
 from neo_ml.data.documents import unicode_problem
 from neo_ml.data.pii import scrub
 from neo_ml.data.text import LabeledText, parse_sample
 from neo_ml.errors import ClassifierNotFoundError, InvalidRequestError, brief
 from neo_ml.files import recover_folder
+from neo_ml.sentence_encoder import DEFAULT_ENCODER
 from neo_ml.serving import RateLimiter, admit, check_list, check_top_k, log_prediction
 
 log = logging.getLogger(__name__)

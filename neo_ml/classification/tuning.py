@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from neo_ml.classification.encoder import length_batches, mean_pool, tokenize
 from neo_ml.errors import NeoMLError, TrainingDivergedError
+from neo_ml.sentence_encoder import length_batches, mean_pool, tokenize
 
 
 @dataclass

@@ -4,7 +4,9 @@
     python -m neo_ml.import_data --data interactions.json --database postgresql+psycopg://...
 
 MovieLens ratings become interactions of type ``rating`` with strength
-rating / 5. One transaction: a failed import leaves the database as it was.
+rating / 5, its movies resources with title and genres. A file's ``resources``
+section is upserted (a known resource takes the file's title and description).
+One transaction: a failed import leaves the database as it was.
 Prints what it wrote as one JSON line.
 """
 
@@ -15,7 +17,7 @@ import sys
 
 from neo_ml.commands import run_command
 from neo_ml.data import db as database
-from neo_ml.data.corpora import load_movielens_interactions, load_movielens_titles
+from neo_ml.data.corpora import load_movielens_interactions, movielens_resources
 from neo_ml.data.interactions import read_interactions_json
 
 
@@ -30,12 +32,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> dict:
         if args.data == "ml-100k":
-            frame, titles = load_movielens_interactions(), load_movielens_titles()
+            frame, resources = load_movielens_interactions(), movielens_resources()
         else:
-            frame, titles = read_interactions_json(args.data).interactions, None
+            dataset = read_interactions_json(args.data)
+            frame, resources = dataset.interactions, dataset.resources
         engine = database.connect(args.database)
-        written = database.import_interactions(engine, frame, replace=args.replace, titles=titles)
-        return {"database": database.database_name(engine), "interactions": written}
+        written = database.import_interactions(engine, frame, replace=args.replace, resources_frame=resources)
+        return {"database": database.database_name(engine), "interactions": written, "resources": len(resources)}
 
     return run_command(body, args.debug)
 

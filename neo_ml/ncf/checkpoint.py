@@ -102,10 +102,13 @@ def model_from_checkpoint(checkpoint: dict):
     # A SASRec saved before the repeat penalty or the long-term taste existed holds neither; its config
     # lacks the fields.
     config = {"repeat_penalty": False, "taste_length": 0} | dict(checkpoint["config"])
+    state = checkpoint["model_state_dict"]
+    text = state.get("text_projection.0.weight")  # the text path's width: the sentence embeddings'
     model = build_model(checkpoint["architecture"], checkpoint["num_users"], checkpoint["num_items"],
-                        **{k: v for k, v in config.items() if k != "architecture"})
+                        **{k: v for k, v in config.items() if k != "architecture"},
+                        text_dim=0 if text is None else int(text.shape[1]))
     try:
-        model.load_state_dict(checkpoint["model_state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"weights do not fit the described model: {exc}") from exc
     return model.eval()

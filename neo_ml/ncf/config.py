@@ -65,6 +65,10 @@ class NCFConfig(ConfigMixin):
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
     user_dropout: float = config_field(0.0, "sasrec with user_embedding: share of training windows read without "
                                             "their user id vector, as a newcomer is (DropoutNet)")
+    item_text: bool = config_field(True, "sasrec: read each item's text too (its sentence embedding), where the "
+                                         "data has texts; an item with no interactions is served from it")
+    id_dropout: float = config_field(0.3, "sasrec with item_text: share of the items whose id vector each "
+                                          "training batch leaves out, so the text alone ranks well (DropoutNet)")
     repeat_penalty: bool = config_field(True, "sasrec: learn a score penalty for the items a user has already "
                                               "read (training data holds no repeats)")
     window_stride: int | None = config_field(None, "sasrec: new targets per training window, at most "
@@ -104,8 +108,10 @@ class NCFConfig(ConfigMixin):
                      zero_allowed=True)
         check_number(self.taste_dropout, "taste_dropout", "a number with 0 <= taste_dropout < 1", below=1.0,
                      zero_allowed=True)
+        check_number(self.id_dropout, "id_dropout", "a number with 0 <= id_dropout < 1", below=1.0,
+                     zero_allowed=True)
         check_number(self.weight_decay, "weight_decay", "a finite number >= 0", zero_allowed=True)
-        for name in ("sparse", "user_embedding", "repeat_penalty"):
+        for name in ("sparse", "user_embedding", "repeat_penalty", "item_text"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidRequestError(f"{name} must be true or false, got {brief(getattr(self, name))}")
         if self.is_sequence_model:

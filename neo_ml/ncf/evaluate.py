@@ -78,16 +78,17 @@ def full_ranks(model, users: np.ndarray, targets: np.ndarray, exclude: np.ndarra
 
 
 def evaluate_model(model, split, which: str = "test", k: int = 10,
-                   full: bool = True) -> dict[str, float]:
+                   full: bool = True, users: np.ndarray | None = None) -> dict[str, float]:
     """HR@k and NDCG@k of ``model`` on a LeaveOneOutSplit's validation or test item.
 
     Sampled: the held-out item among its 99 saved negatives. Full: among every
     item the user has no training interaction with. A history-aware model sees
     the user's items before the held-out one (for test, the validation item too).
+    ``users``: only these user indices (default: every user with a held-out item).
     """
     items = split.test_items if which == "test" else split.validation_items
     negatives = split.test_negatives if which == "test" else split.validation_negatives
-    users = np.flatnonzero(items >= 0)
+    users = np.flatnonzero(items >= 0) if users is None else np.asarray(users, dtype=np.int64)
     length = getattr(model, "history_length", 0)
     history = split.history_for(which, length)[users] if length else None
     ranks = sampled_ranks(model, users, items[users], negatives[users], history)

@@ -289,6 +289,20 @@ class SASRec(_Scorer):
     Retrieval over large catalogues stays exact (the search fetches as many
     more candidates as items read). ``user_embedding`` adds a user id vector,
     which a user unknown to the checkpoint simply lacks (index ``num_users``).
+
+    ``text_dim`` adds a **text path** to every item vector (input and output
+    alike): a small MLP of the item's sentence embedding (``set_item_text``),
+    added to its id vector. An item without an id vector (``has_id`` false:
+    no training interactions, or a resource added after training) is its text
+    alone; training drops the id vectors of a share ``id_dropout`` of the
+    items in each batch (DropoutNet, Volkovs et al. 2017), so that the text
+    alone ranks well, and leaves the items without one out of its softmax:
+    they stand for resources that do not exist yet, and ranking against them
+    taught the MLP to recognise their texts as never taken (new-resource
+    protocol, one draw: sampled HR@10 of the new test items 0.04 with them,
+    0.45 without). On that protocol's validation users, an MLP 4x the
+    embedding wide beat a linear projection and one 2x wide (sampled HR@10
+    0.52, 0.47, 0.46).
     """
 
     sequence_model = True
@@ -297,7 +311,7 @@ class SASRec(_Scorer):
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 64, history_length: int = 50,
                  dropout: float = 0.2, num_blocks: int = 2, num_heads: int = 1, user_embedding: bool = False,
                  repeat_penalty: bool = True, user_dropout: float = 0.0, taste_length: int = 0,
-                 taste_dropout: float = 0.0):
+                 taste_dropout: float = 0.0, text_dim: int = 0, id_dropout: float = 0.0):
         super().__init__()
         self._init_sizes(num_users, num_items, max(history_length, taste_length))
         self.attention_length = history_length
@@ -318,6 +332,59 @@ class SASRec(_Scorer):
         self.taste_dropout = taste_dropout  # share of the items left out of each training taste
         # exp(repeat) is subtracted from the score of each item the model reads in the history
         self.repeat = nn.Parameter(torch.zeros(())) if repeat_penalty else None
+        self.id_dropout = id_dropout  # share of the items whose id vector each training batch leaves out
+        self.text_projection = nn.Sequential(nn.Linear(text_dim, 4 * embedding_dim), nn.GELU(),
+                                             nn.Linear(4 * embedding_dim, embedding_dim)) if text_dim else None
+        if text_dim:  # filled by set_item_text; saved with the weights, so a checkpoint holds its texts' vectors
+            self.register_buffer("item_text", torch.zeros(num_items + 1, text_dim))
+            self.register_buffer("has_id", torch.ones(num_items + 1, dtype=torch.bool))
+        self._eval_table = None
+
+    def set_item_text(self, vectors, has_id) -> None:
+        """Each item's sentence embedding, (num_items, text_dim), and whether it has an id vector (it has
+        training interactions); a model built without ``text_dim`` has no text path."""
+        if self.text_projection is None:
+            raise ValueError("this model has no text path (text_dim 0)")
+        with torch.no_grad():
+            self.item_text[:self.num_items] = torch.as_tensor(vectors, dtype=torch.float32)
+            self.has_id[:self.num_items] = torch.as_tensor(has_id, dtype=torch.bool)
+            self.has_id[self.num_items] = False
+        self._eval_table = None
+
+    def train(self, mode: bool = True):
+        self._eval_table = None
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):
+        self._eval_table = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _table(self) -> torch.Tensor | None:
+        """Every item's vector, the pad's (zero) last: its id vector where it has one, plus its text's
+        projection; None without a text path (the id embedding is the table). Training draws which ids
+        are left out anew at each call; evaluation computes it once per set of weights."""
+        if self.text_projection is None:
+            return None
+        if not self.training and self._eval_table is not None:
+            return self._eval_table
+        keep = self.has_id
+        if self.training and self.id_dropout:
+            keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
+        with torch.inference_mode(False), torch.set_grad_enabled(self.training):
+            table = self.item_embedding.weight * keep.unsqueeze(-1) + self.text_projection(self.item_text)
+            table = table.index_fill(0, torch.tensor([self.num_items], device=table.device), 0.0)
+        if not self.training:
+            self._eval_table = table
+        return table
+
+    def _vectors(self, items: torch.Tensor, table: torch.Tensor | None) -> torch.Tensor:
+        return self.item_embedding(items) if table is None else nn.functional.embedding(items, table)
+
+    def _taste_items(self, sequences: torch.Tensor) -> torch.Tensor:
+        """The items the taste reads: those with an id vector (an item without one has no taste row)."""
+        if self.text_projection is None:
+            return sequences
+        return sequences.masked_fill(~self.has_id[sequences], self.num_items)
 
     @property
     def lowers_read_items(self) -> bool:
@@ -346,6 +413,7 @@ class SASRec(_Scorer):
     def _long_term_taste(self, sequences: torch.Tensor) -> torch.Tensor:
         """(batch, length, dim): at each position, the taste table summed over the items up to it, over
         the square root of their count."""
+        sequences = self._taste_items(sequences)
         kept = sequences != self.num_items
         if self.training and self.taste_dropout:  # a taste is not a fingerprint of the readers trained on
             kept &= torch.rand(sequences.shape, device=sequences.device) >= self.taste_dropout
@@ -353,11 +421,12 @@ class SASRec(_Scorer):
         count = kept.cumsum(1).clamp(min=1).unsqueeze(-1)
         return self.taste(sequences).cumsum(1) / count.sqrt()
 
-    def _inputs(self, recent: torch.Tensor, first_position: int) -> torch.Tensor:
+    def _inputs(self, recent: torch.Tensor, first_position: int, table: torch.Tensor | None) -> torch.Tensor:
         """The blocks' input for (batch, length) items at positions ``first_position`` on: scaled item
-        embeddings plus positions, zero at pads."""
+        vectors (of ``table``, see ``_table``) plus positions, zero at pads."""
         positions = torch.arange(first_position, first_position + recent.shape[1], device=recent.device)
-        x = self.item_embedding(recent) * math.sqrt(self.item_embedding.embedding_dim) + self.position(positions)
+        x = (self._vectors(recent, table) * math.sqrt(self.item_embedding.embedding_dim)
+             + self.position(positions))
         return self.dropout(x).masked_fill((recent == self.num_items).unsqueeze(-1), 0.0)
 
     @staticmethod
@@ -368,14 +437,16 @@ class SASRec(_Scorer):
         itself = torch.eye(length, dtype=torch.bool, device=pad.device)
         return (~pad.unsqueeze(1) | itself) & ~itself.new_ones(length, length).triu(1)
 
-    def encode(self, sequences: torch.Tensor) -> torch.Tensor:
+    def encode(self, sequences: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs at each of the last ``attention_length`` positions of (batch, length) item sequences,
         oldest first, padded on the left with ``num_items``. A position attends to itself and the real
-        items before it in the attention window, never a pad; its taste reads every item up to it."""
+        items before it in the attention window, never a pad; its taste reads every item up to it.
+        ``table``: the item vectors to read (default: ``_table()``'s)."""
+        table = self._table() if table is None else table
         recent = sequences[:, -self.attention_length:]
         length = recent.shape[1]
         pad = recent == self.num_items
-        x = self._inputs(recent, self.attention_length - length)
+        x = self._inputs(recent, self.attention_length - length, table)
         blocked = ~self._attended(pad)  # (batch, query, key): True = not attended
         blocked = blocked.repeat_interleave(self.num_heads, dim=0)
         for block in self.blocks:
@@ -400,7 +471,7 @@ class SASRec(_Scorer):
         first = int(occupied.int().argmax()) if bool(occupied.any()) else recent.shape[1] - 1
         recent = recent[:, first:]
         pad = recent == self.num_items
-        x = self._inputs(recent, start + first)
+        x = self._inputs(recent, start + first, self._table())
         allowed, pad = self._attended(pad), pad.unsqueeze(-1)
         for number, block in enumerate(self.blocks):
             if number == len(self.blocks) - 1:  # only the last position's output is wanted
@@ -408,8 +479,9 @@ class SASRec(_Scorer):
             x = self._block(block, x, allowed).masked_fill(pad, 0.0)
         x = self.norm(x[:, -1])
         if self.taste is not None:
-            count = (sequences != self.num_items).sum(1, keepdim=True).clamp(min=1)
-            x = x + nn.functional.embedding_bag(sequences, self.taste.weight, mode="sum",
+            tasted = self._taste_items(sequences)
+            count = (tasted != self.num_items).sum(1, keepdim=True).clamp(min=1)
+            x = x + nn.functional.embedding_bag(tasted, self.taste.weight, mode="sum",
                                                 padding_idx=self.num_items) / count.sqrt()
         return x
 
@@ -438,11 +510,13 @@ class SASRec(_Scorer):
             vector = vector + self.user(torch.where(users < self.num_users, users, self.num_users))
         return (vector, history)
 
-    def _items(self) -> torch.Tensor:
-        return self.item_embedding.weight[:self.num_items]
+    def _items(self, table: torch.Tensor | None = None) -> torch.Tensor:
+        """Every item's output vector (of ``table``, default ``_table()``'s; the id embedding without text)."""
+        table = self._table() if table is None else table
+        return (self.item_embedding.weight if table is None else table)[:self.num_items]
 
     def score(self, vectors, items) -> torch.Tensor:
-        logits = (vectors[0] * self.item_embedding(items)).sum(-1)
+        logits = (vectors[0] * self._vectors(items, self._table())).sum(-1)
         if self.repeat is None:
             return logits
         return logits - self.repeat.exp() * (items[:, None] == vectors[1]).any(1)
@@ -463,7 +537,8 @@ class SASRec(_Scorer):
         """Mean cross-entropy of the next item at every real position of (batch, length) windows (targets
         only in the attention window): against every item, or against ``negatives`` (item indices shared
         by the batch; a negative that is the target itself is left out)."""
-        hidden = self.encode(inputs)
+        table = self._table()  # one draw of the ids left out, for inputs and outputs alike
+        hidden = self.encode(inputs, table)
         if self.user is not None and users is not None:
             if self.training and self.user_dropout:  # as a newcomer: the padding row, a zero vector
                 dropped = torch.rand(len(users), device=users.device) < self.user_dropout
@@ -475,7 +550,7 @@ class SASRec(_Scorer):
         hidden, target = hidden[window, in_window], targets[window, in_window]
         position = (in_window + offset)[:, None]  # in the row: a read item at or before it is penalised
         if negatives is None:
-            logits = hidden @ self._items().T
+            logits = hidden @ self._items(table).T
             if self.repeat is not None:  # only the read entries are touched, each item at its first read
                 columns = torch.arange(inputs.shape[1], device=inputs.device)
                 first = self._first_reads(inputs, inputs) == columns  # False for pads and repeats
@@ -483,9 +558,11 @@ class SASRec(_Scorer):
                 row, column = (first[window] & (columns <= position)).nonzero(as_tuple=True)
                 logits = logits.index_put((row, read[row, column]), -self.repeat.exp().expand(len(row)),
                                           accumulate=True)
+            if self.text_projection is not None:  # an item no one took in training is not yet in the catalogue
+                logits = logits.masked_fill(~self.has_id[:self.num_items], -torch.inf)
             return nn.functional.cross_entropy(logits, target)
-        positive = (hidden * self.item_embedding(target)).sum(-1, keepdim=True)
-        logits = torch.cat([positive, hidden @ self.item_embedding(negatives).T], dim=1)
+        positive = (hidden * self._vectors(target, table)).sum(-1, keepdim=True)
+        logits = torch.cat([positive, hidden @ self._vectors(negatives, table).T], dim=1)
         candidates = torch.cat([target[:, None], negatives.expand(len(target), -1)], dim=1)
         if self.repeat is not None:
             first = torch.cat([self._first_reads(inputs, targets)[window, in_window, None],
@@ -493,6 +570,8 @@ class SASRec(_Scorer):
             logits = logits - self.repeat.exp() * (first <= position)
         itself = candidates == target[:, None]
         itself[:, 0] = False  # a negative that is the target itself is left out
+        if self.text_projection is not None:  # and so is one no one took in training
+            itself[:, 1:] |= ~self.has_id[negatives]
         return nn.functional.cross_entropy(logits.masked_fill(itself, -torch.inf), torch.zeros_like(target))
 
 

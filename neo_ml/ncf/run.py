@@ -9,6 +9,7 @@ choose epochs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -19,9 +20,14 @@ from neo_ml.devices import Ranks, choose_device
 from neo_ml.errors import NeoMLError
 from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint, save_trained
 from neo_ml.ncf.config import NCFConfig
-from neo_ml.ncf.data import TrainingData
+from neo_ml.ncf.data import TrainingData, item_text_vectors
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
 from neo_ml.ncf.train import TrainResult, remove_training_state, train_ncf_model
+
+
+def _texts_digest(texts) -> str:
+    """Part of a run's fingerprint: a resumed run must read the same item texts."""
+    return "no texts" if texts is None else hashlib.sha256(texts.tobytes()).hexdigest()[:16]
 
 
 def training_state_path(output: Path) -> Path:
@@ -39,8 +45,11 @@ def run_training(data: TrainingData, config: NCFConfig, output: Path, split_seed
     split = leave_one_out_split(data.interactions, seed=split_seed, hold_out_test=data.hold_out_test)
     state = training_state_path(output)
     ranks = ranks or Ranks(device=choose_device(config.device))
+    reads_text = config.item_text and config.is_sequence_model
+    texts = item_text_vectors(data, split.items.ids) if reads_text else None
     result = train_ncf_model(split, config, progress=progress, state_path=state, resume=resume,
-                             fingerprint=f"{data.checksum}:{split_seed}", ranks=ranks)
+                             fingerprint=f"{data.checksum}:{split_seed}:{_texts_digest(texts)}", ranks=ranks,
+                             item_text=texts)
     if not ranks.is_main:
         return {}, result, split
     metrics: dict = {"best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 2),

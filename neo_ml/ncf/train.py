@@ -193,21 +193,28 @@ def positives_per_batch(config: NCFConfig, world_size: int = 1) -> int:
 def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, progress: bool = True,
                     evaluate_full: bool = False, state_path: Path | None = None, resume: bool = False,
                     fingerprint: str = "", ranks: Ranks | None = None,
-                    max_batches: int | None = None) -> TrainResult:
+                    max_batches: int | None = None, item_text: np.ndarray | None = None) -> TrainResult:
     """Train on ``split.train``, choose the epoch on ``split``'s validation items.
 
     ``state_path``: where the training state goes after each epoch; ``resume``
     continues from it. ``fingerprint`` (the data checksum) must match to resume.
     ``ranks``: this process's place under torchrun (default: one process on
-    ``config.device``). ``max_batches`` ends each epoch early (for benchmarks).
+    ``config.device``). ``max_batches`` ends each epoch early (for benchmarks). ``item_text``: each item's
+    sentence embedding, (num_items, width), read by a sequence model's text path when ``config.item_text``.
     """
     config = config or NCFConfig()
     ranks = ranks or Ranks(device=choose_device(config.device))
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    reads_text = config.item_text and config.is_sequence_model and item_text is not None and item_text.shape[1]
+    text = item_text if reads_text else None
     model = build_model(config.architecture, split.num_users, split.num_items,
-                        **{k: v for k, v in config.to_dict().items() if k != "architecture"}).to(ranks.device)
+                        **{k: v for k, v in config.to_dict().items() if k != "architecture"},
+                        text_dim=0 if text is None else text.shape[1])
+    if text is not None:  # an item without training interactions is its text alone
+        model.set_item_text(text, np.bincount(split.train[:, 1], minlength=split.num_items) > 0)
+    model = model.to(ranks.device)
     optimizer = make_optimizer(model, config)
     fit_epoch = _fit_sequences(split, config, ranks) if model.sequence_model else _fit_pairs(split, config, ranks)
     evaluate_full = evaluate_full or config.select_metric.endswith("_full")

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from neo_ml.classification.checkpoint import load_classifier, save_classifier
-from neo_ml.classification.encoder import embed, load_encoder
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
 from neo_ml.classification.tuning import LowerLayerCache, transformer_layers, tune_top_layers
 from neo_ml.data.corpora import load_text_corpus
 from neo_ml.errors import NeoMLError, TrainingDivergedError
+from neo_ml.sentence_encoder import embed, load_encoder
 
 
 @pytest.fixture(scope="module")

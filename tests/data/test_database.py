@@ -419,3 +419,37 @@ def test_an_older_database_gains_the_serving_index_and_keeps_its_rows(engine):
     assert SERVING_INDEX in names and "idx_user_interactions_user_time" not in names
     assert database.InteractionStore(engine).items_of("u1") == ["i1", "i2"]
     assert len(database.read_interactions(engine)) == 3
+
+
+# -- resources and their text ------------------------------------------------------------------------
+def _resources(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["item_id", "title", "description"])
+
+
+def test_resources_are_upserted_beside_the_interactions_and_read_back(engine):
+    frame = _frame([("u1", "r1", 100, "view", 1.0), ("u1", "r2", 200, "view", 1.0)])
+    database.import_interactions(engine, frame, resources_frame=_resources(
+        [("r1", "Dune", "A desert planet."), ("r3", "", "Only a description.")]))
+    database.import_resources(engine, _resources([("r1", "Dune (1965)", ""), ("r4", "New arrival", "")]))
+    read = database.read_resources(engine).set_index("item_id")
+    assert read.loc["r1"].tolist() == ["Dune (1965)", "A desert planet."]  # an empty field keeps the stored one
+    assert read.loc["r3"].tolist() == ["", "Only a description."]
+    assert read.loc["r4"].tolist() == ["New arrival", ""]
+    assert "r2" not in read.index  # a resource with no text at all is not listed
+    assert _count(engine, database.resources) == 4
+
+
+def test_an_older_database_gains_the_description_column_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    engine = database.connect(path)
+    database.import_interactions(engine, _frame([("u1", "r1", 100, "view", 1.0)]), titles={"r1": "Old title"})
+    with engine.begin() as conn:  # as a database made before descriptions existed
+        conn.execute(text("ALTER TABLE resources DROP COLUMN description"))
+    engine.dispose()
+    serving = database.connect(path, create=False)  # serving never alters a database: titles only
+    assert database.read_resources(serving).values.tolist() == [["r1", "Old title", ""]]
+    serving.dispose()
+    upgraded = database.connect(path)
+    database.import_resources(upgraded, _resources([("r1", "", "Now described.")]))
+    assert database.read_resources(upgraded).values.tolist() == [["r1", "Old title", "Now described."]]
+    assert _count(upgraded, database.user_interactions) == 1

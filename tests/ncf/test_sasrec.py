@@ -166,11 +166,14 @@ def test_windows_longer_than_the_attention_predict_in_it_and_penalise_every_item
     assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)
 
 
-@pytest.mark.parametrize("heads, taste_length, history_length", [(1, 12, 6), (2, 0, 6), (4, 6, 6)])
-def test_the_serving_encoder_matches_the_last_position_of_encode(heads, taste_length, history_length):
+@pytest.mark.parametrize("heads, taste_length, history_length, text_dim",
+                         [(1, 12, 6, 0), (2, 0, 6, 0), (4, 6, 6, 0), (1, 12, 6, 8)])
+def test_the_serving_encoder_matches_the_last_position_of_encode(heads, taste_length, history_length, text_dim):
     torch.manual_seed(1)
     model = SASRec(5, 30, embedding_dim=16, history_length=history_length, num_heads=heads,
-                   taste_length=taste_length, dropout=0.3).eval()
+                   taste_length=taste_length, dropout=0.3, text_dim=text_dim).eval()
+    if text_dim:  # a third of the items have no id vector
+        model.set_item_text(torch.randn(30, text_dim), torch.arange(30) % 3 > 0)
     with torch.no_grad():
         for parameter in model.parameters():  # away from the near-zero start, where errors hide
             parameter.add_(0.3 * torch.randn_like(parameter))

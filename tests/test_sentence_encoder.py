@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from neo_ml.classification.encoder import EncoderNotFoundError, embed, load_encoder
+from neo_ml.sentence_encoder import EncoderNotFoundError, embed, load_encoder
 
 
 @pytest.fixture(scope="module")

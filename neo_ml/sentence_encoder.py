@@ -135,3 +135,36 @@ def embed_batches(texts: list[str], tokenizer, pooled, width: int, max_length: i
         batch = tokenize(tokenizer, [texts[i] for i in rows], max_length, tensors)
         out[rows] = pooled(batch)
     return out
+
+
+TEXT_VECTORS_MAX_LENGTH = 64  # tokens read of a resource's text for the recommender: a title and a line of metadata
+
+
+def text_vectors(texts: list[str], encoder: str | Path | None = None, cache_dir: Path | None = None,
+                 max_length: int = TEXT_VECTORS_MAX_LENGTH) -> np.ndarray:
+    """Mean-pooled embeddings of ``texts`` (float32, one row each; zeros for an empty text), read from
+    ``cache_dir`` when these texts were embedded before by this encoder, else computed and cached there
+    (default: ``paths.data_dir()``)."""
+    import hashlib
+
+    from neo_ml import paths
+
+    source = resolve_encoder(encoder)
+    key = hashlib.sha256("\0".join([source, str(max_length), *texts]).encode()).hexdigest()[:24]
+    path = Path(cache_dir or paths.data_dir()) / "text-vectors" / f"{key}.npy"
+    if path.is_file():
+        vectors = np.load(path, allow_pickle=False)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    present = [n for n, text in enumerate(texts) if text.strip()]
+    vectors = np.zeros((len(texts), 0), dtype=np.float32)
+    if present:
+        tokenizer, model = load_encoder(encoder)
+        vectors = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        vectors[present] = embed([texts[n] for n in present], tokenizer, model, max_length=max_length,
+                                 batch_size=64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)
+    return vectors

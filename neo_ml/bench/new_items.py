@@ -26,6 +26,7 @@ from neo_ml.data.splits import LeaveOneOutSplit
 from neo_ml.ncf.baselines import PopularityModel
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import LOO_KEYS, evaluate_model, top_k_metrics
+from neo_ml.ncf.text_path import without_text_path
 from neo_ml.ncf.train import train_ncf_model
 
 NEW_ITEM_SHARE = 0.2
@@ -105,16 +106,20 @@ def among_new_items(model, split: LeaveOneOutSplit, cold: LeaveOneOutSplit, new_
 
 
 def evaluate_on_new_items(model, split: LeaveOneOutSplit, cold: LeaveOneOutSplit, new_items: np.ndarray) -> dict:
-    """NCF-LOO figures of the users whose test item is new, and the ranking among the new items only."""
+    """NCF-LOO figures of the users whose test item is new, the ranking among the new items only, and the
+    NCF-LOO figures of the other users (``warm_``), whose lists the new items now compete for."""
     users = users_with_new_test_items(cold, new_items)
+    warm = np.setdiff1d(np.flatnonzero(cold.test_items >= 0), users)
     loo = evaluate_model(model, cold, "test", users=users)
-    return {**loo, **{f"new_{key}": value for key, value in among_new_items(model, split, cold, new_items).items()}}
+    among = among_new_items(model, split, cold, new_items)
+    return {**loo, **{f"new_{key}": value for key, value in among.items()},
+            **{f"warm_{key}": value for key, value in evaluate_model(model, cold, "test", users=warm).items()}}
 
 
-def new_item_run(split: LeaveOneOutSplit, item_text: np.ndarray, configs: dict[str, NCFConfig], seed: int,
-                 share: float = NEW_ITEM_SHARE) -> dict:
-    """One draw of new items (``seed``): the baselines and each of ``configs`` trained on the split without
-    their interactions, scored on them; also the warm NCF-LOO figures of each trained model."""
+def new_item_run(split: LeaveOneOutSplit, item_text: np.ndarray, config: NCFConfig, seed: int,
+                 name: str, text_off_name: str, share: float = NEW_ITEM_SHARE) -> dict:
+    """One draw of new items (``seed``): the baselines, and ``config`` trained on the split without their
+    interactions (``name``; ``text_off_name``: the same model read without its text path), scored on them."""
     new_items = pick_new_items(split, share, seed)
     cold = split.without_item_interactions(new_items)
     scorers = {"Random": RandomScorer(split.num_items, seed),
@@ -123,21 +128,23 @@ def new_item_run(split: LeaveOneOutSplit, item_text: np.ndarray, configs: dict[s
     out = {"new_items": len(new_items), "test_users": len(users_with_new_test_items(cold, new_items)), "models": {}}
     for name, scorer in scorers.items():
         out["models"][name] = evaluate_on_new_items(scorer, split, cold, new_items)
-    for name, config in configs.items():
-        trained = train_ncf_model(cold, config, progress=False, item_text=item_text)
-        out["models"][name] = {**evaluate_on_new_items(trained.model, split, cold, new_items),
-                               "best_epoch": trained.best_epoch, "train_seconds": trained.train_seconds}
+    trained = train_ncf_model(cold, config, progress=False, item_text=item_text)
+    out["models"][name] = {**evaluate_on_new_items(trained.model, split, cold, new_items),
+                           "best_epoch": trained.best_epoch, "train_seconds": trained.train_seconds,
+                           "text_seconds": trained.text_seconds}
+    out["models"][text_off_name] = evaluate_on_new_items(without_text_path(trained.model), split, cold, new_items)
     for name, row in out["models"].items():
         print(f"  new items seed {seed} {name:28s}: {figures(row, LOO_KEYS)}  among new: "
               f"{figures(row, tuple('new_' + key for key in AMONG_NEW_KEYS))}", file=sys.stderr)
     return out
 
 
-def benchmark_new_items(split: LeaveOneOutSplit, item_text: np.ndarray,
-                        configs_by_seed: dict[int, dict[str, NCFConfig]], share: float = NEW_ITEM_SHARE) -> dict:
+def benchmark_new_items(split: LeaveOneOutSplit, item_text: np.ndarray, configs_by_seed: dict[int, NCFConfig],
+                        name: str, text_off_name: str, share: float = NEW_ITEM_SHARE) -> dict:
     """``new_item_run`` per seed (each its own draw of items), mean and sd per model."""
-    runs = [new_item_run(split, item_text, configs, seed, share) for seed, configs in configs_by_seed.items()]
-    keys = (*LOO_KEYS, *(f"new_{key}" for key in AMONG_NEW_KEYS))
+    runs = [new_item_run(split, item_text, config, seed, name, text_off_name, share)
+            for seed, config in configs_by_seed.items()]
+    keys = (*LOO_KEYS, *(f"new_{key}" for key in AMONG_NEW_KEYS), *(f"warm_{key}" for key in LOO_KEYS))
     models = {name: mean_and_sd([run["models"][name] for run in runs], keys) for name in runs[0]["models"]}
     return {"share": share, "seeds": list(configs_by_seed), "new_items": runs[0]["new_items"],
             "test_users": [run["test_users"] for run in runs], "models": models, "runs": runs}
@@ -148,10 +155,12 @@ def format_new_items(result: dict) -> str:
     lines = [f"New resources: {result['share']:.0%} of the items ({result['new_items']}, drawn with each seed "
              f"{result['seeds']}) with every training interaction removed. NCF-LOO columns: the users whose test "
              f"item is new ({', '.join(map(str, result['test_users']))} per seed), sampled and full; among new: "
-             "the new items alone ranked for every user who took one (all they took are relevant).",
+             "the new items alone ranked for every user who took one (all they took are relevant); warm users: "
+             "the others, whose lists the new items now compete for.",
              "", "| model | HR@10 sampled | NDCG@10 sampled | HR@10 full | NDCG@10 full | Recall@10 among new | "
-             "NDCG@10 among new |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    keys = (*LOO_KEYS, *(f"new_{key}" for key in AMONG_NEW_KEYS))
+             "NDCG@10 among new | warm users: HR@10 sampled | warm users: HR@10 full |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    keys = (*LOO_KEYS, *(f"new_{key}" for key in AMONG_NEW_KEYS), "warm_hr@10", "warm_hr@10_full")
     for name, row in result["models"].items():
         lines.append(f"| {name} | " + " | ".join(mean_sd_cell(row, key) for key in keys) + " |")
     return "\n".join(lines)

@@ -52,7 +52,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from neo_ml import paths
-from neo_ml.data.interactions import interactions_frame, parse_interaction
+from neo_ml.data.interactions import interactions_frame, parse_interaction, resource_text
 from neo_ml.errors import DatabaseError, DataFormatError
 
 # Strength above which the backend counts an interaction as positive.
@@ -577,6 +577,8 @@ class InteractionStore:
         self._popular = self._compile(select(t.resource_id, users_per_item).group_by(t.resource_id)
                                       .order_by(users_per_item.desc(), by_id)
                                       .limit(bindparam("n", literal_execute=False)))
+        self._resources_counted = self._compile(select(func.count()).select_from(resources))
+        self._resource_ids = self._compile(select(resources.c.id))
 
     def _compile(self, statement):
         compiled = statement.compile(dialect=self.engine.dialect)
@@ -633,3 +635,24 @@ class InteractionStore:
 
     def popular(self, limit: int) -> list[tuple[str, int]]:
         return [(str(i), int(n)) for i, n in self._rows(self._popular, n=limit)]
+
+    def resource_count(self) -> int:
+        """Rows in ``resources``: one cheap query that tells a server when to look for new ones."""
+        return int(self._rows(self._resources_counted)[0][0])
+
+    def resource_ids(self) -> list[str]:
+        return [str(row[0]) for row in self._rows(self._resource_ids)]
+
+    def resource_texts(self, ids: list[str], chunk: int = 500) -> dict[str, str]:
+        """id -> ``interactions.resource_text`` of each of ``ids`` found in ``resources`` (a database made
+        before descriptions existed gives titles)."""
+        r, found = resources.c, {}
+        with database_errors(self.engine):
+            conn = self._connection()
+            if not hasattr(self, "_has_description"):
+                self._has_description = "description" in {c["name"] for c in sa_inspect(conn).get_columns("resources")}
+            description = r.description if self._has_description else type_coerce(None, Text)
+            for start in range(0, len(ids), chunk):
+                rows = conn.execute(select(r.id, r.title, description).where(r.id.in_(ids[start:start + chunk])))
+                found |= {str(item): resource_text(title, text) for item, title, text in rows}
+        return found

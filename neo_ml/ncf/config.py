@@ -65,10 +65,12 @@ class NCFConfig(ConfigMixin):
     user_embedding: bool = config_field(False, "sasrec: add a user id vector (a new user has none)")
     user_dropout: float = config_field(0.0, "sasrec with user_embedding: share of training windows read without "
                                             "their user id vector, as a newcomer is (DropoutNet)")
-    item_text: bool = config_field(True, "sasrec: read each item's text too (its sentence embedding), where the "
-                                         "data has texts; an item with no interactions is served from it")
-    id_dropout: float = config_field(0.3, "sasrec with item_text: share of the items whose id vector each "
-                                          "training batch leaves out, so the text alone ranks well (DropoutNet)")
+    item_text: bool = config_field(True, "sasrec: fit a text path after training, where the data has texts: an "
+                                         "item with no interactions is served from its text's sentence embedding")
+    id_dropout: float = config_field(0.3, "sasrec with item_text: share of the items whose id vector each step "
+                                          "of fitting the text path replaces with their text's (DropoutNet)")
+    text_epochs: int = config_field(5, "sasrec with item_text: passes over the training positions to fit the "
+                                       "text path")
     repeat_penalty: bool = config_field(True, "sasrec: learn a score penalty for the items a user has already "
                                               "read (training data holds no repeats)")
     window_stride: int | None = config_field(None, "sasrec: new targets per training window, at most "
@@ -91,7 +93,8 @@ class NCFConfig(ConfigMixin):
         if self.select_metric not in SELECT_METRICS:
             raise InvalidRequestError(f"select_metric must be one of {', '.join(SELECT_METRICS)}, "
                                       f"got {brief(self.select_metric)}")
-        for name in ("embedding_dim", "epochs", "batch_size", "num_negatives", "patience", "num_blocks", "num_heads"):
+        for name in ("embedding_dim", "epochs", "batch_size", "num_negatives", "patience", "num_blocks", "num_heads",
+                     "text_epochs"):
             check_count(getattr(self, name), name)
         for name in ("history_length", "seed", "taste_length"):
             check_count(getattr(self, name), name, least=0)

@@ -42,6 +42,7 @@ from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.evaluate import evaluate_model
 from neo_ml.ncf.model import build_model
 from neo_ml.ncf.sampling import NegativeSampler, SequenceWindows, epoch_batches, sequence_batches
+from neo_ml.ncf.text_path import fit_text_path
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,13 @@ class TrainResult:
     best_epoch: int
     validation_metrics: dict[str, float]
     train_seconds: float
+    text_seconds: float = 0.0  # fitting the text path, after training
 
     @property
     def seconds_to_best_epoch(self) -> float:
-        """Training time up to the end of the chosen epoch (validation included): what a run needs."""
-        return float(sum(record["seconds"] for record in self.history[:self.best_epoch]))
+        """Training time up to the end of the chosen epoch (validation included), and the text path's fit:
+        what a run needs."""
+        return float(sum(record["seconds"] for record in self.history[:self.best_epoch])) + self.text_seconds
 
 
 @torch.no_grad()
@@ -200,21 +203,16 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
     continues from it. ``fingerprint`` (the data checksum) must match to resume.
     ``ranks``: this process's place under torchrun (default: one process on
     ``config.device``). ``max_batches`` ends each epoch early (for benchmarks). ``item_text``: each item's
-    sentence embedding, (num_items, width), read by a sequence model's text path when ``config.item_text``.
+    sentence embedding, (num_items, width): with ``config.item_text``, a sequence model gains a text path
+    (``ncf.text_path``) once trained (``text_seconds``).
     """
     config = config or NCFConfig()
     ranks = ranks or Ranks(device=choose_device(config.device))
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    reads_text = config.item_text and config.is_sequence_model and item_text is not None and item_text.shape[1]
-    text = item_text if reads_text else None
     model = build_model(config.architecture, split.num_users, split.num_items,
-                        **{k: v for k, v in config.to_dict().items() if k != "architecture"},
-                        text_dim=0 if text is None else text.shape[1])
-    if text is not None:  # an item without training interactions is its text alone
-        model.set_item_text(text, np.bincount(split.train[:, 1], minlength=split.num_items) > 0)
-    model = model.to(ranks.device)
+                        **{k: v for k, v in config.to_dict().items() if k != "architecture"}).to(ranks.device)
     optimizer = make_optimizer(model, config)
     fit_epoch = _fit_sequences(split, config, ranks) if model.sequence_model else _fit_pairs(split, config, ranks)
     evaluate_full = evaluate_full or config.select_metric.endswith("_full")
@@ -276,8 +274,12 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
     if ranks.is_main:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(model, config, history, best_epoch, ranks.from_main(best_metrics),
-                       time.perf_counter() - started)
+    seconds, text_seconds = time.perf_counter() - started, 0.0
+    if config.item_text and model.sequence_model and item_text is not None and item_text.shape[1]:
+        # every rank fits the same path from the same weights and seed
+        text_seconds = fit_text_path(model, split, item_text, config)
+        log.info("Text path fitted in %.1f s", text_seconds)
+    return TrainResult(model, config, history, best_epoch, ranks.from_main(best_metrics), seconds, text_seconds)
 
 
 def _step(trained, optimizer, loss: torch.Tensor, epoch: int, step: int, learning_rate: float, where: str) -> float:

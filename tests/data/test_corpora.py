@@ -40,7 +40,8 @@ def test_grouplens_download_is_the_fallback(tmp_path, monkeypatch, cache):
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("ml-100k/u.data", ratings.to_csv(sep="\t", header=False, index=False))
-        zf.writestr("ml-100k/u.item", "1|Toy Story (1995)|01-Jan-1995||http://x|0\n")
+        flags = "|".join("1" if genre in (3, 4, 5) else "0" for genre in range(19))  # u.item's 19 genre flags
+        zf.writestr("ml-100k/u.item", f"1|Toy Story (1995)|01-Jan-1995||http://x|{flags}\n")
 
     def no_registry():
         raise DataUnavailableError("offline")
@@ -49,6 +50,7 @@ def test_grouplens_download_is_the_fallback(tmp_path, monkeypatch, cache):
     monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(archive.getvalue()))
     fallback = load_movielens_100k(cache_dir=tmp_path)
     assert ratings_checksum(fallback) == ML100K_CHECKSUM
+    assert corpora.load_movielens_items(cache_dir=tmp_path).iloc[0]["genres"] == "Animation|Children's|Comedy"
 
 
 def test_every_source_failing_is_one_clear_error(tmp_path, monkeypatch):

@@ -453,3 +453,15 @@ def test_an_older_database_gains_the_description_column_and_keeps_its_rows(tmp_p
     database.import_resources(upgraded, _resources([("r1", "", "Now described.")]))
     assert database.read_resources(upgraded).values.tolist() == [["r1", "Old title", "Now described."]]
     assert _count(upgraded, database.user_interactions) == 1
+
+
+def test_the_serving_store_counts_lists_and_reads_resource_texts(engine):
+    frame = _frame([("u1", "r1", 100, "view", 1.0), ("u1", "r2", 200, "view", 1.0)])
+    database.import_interactions(engine, frame, resources_frame=_resources([("r1", "Dune", "A desert planet.")]))
+    store = database.InteractionStore(engine)
+    assert store.resource_count() == 2 and sorted(store.resource_ids()) == ["r1", "r2"]
+    database.import_resources(engine, _resources([("r3", "New arrival", "")]))
+    assert store.resource_count() == 3  # an autocommit read sees the import at once
+    assert store.resource_texts(["r1", "r3", "r2", "missing"]) == {
+        "r1": "Dune. A desert planet.", "r3": "New arrival", "r2": ""}
+    assert store.resource_texts([f"r{n}" for n in range(1, 4)], chunk=1).keys() == {"r1", "r2", "r3"}

@@ -157,6 +157,30 @@ def time_ncf_service(service: NCFService, calls: int, seed: int = 0, warmup: int
 
 
 NEWCOMERS = 200  # users copied into the latency database under ids the checkpoint does not know
+NEW_RESOURCE_CALLS = ("new_resource_first_predict", "new_resource_later_predict", "recommend_top10_with_new_resources")
+NEW_RESOURCES = 200  # movies copied into the latency database under ids the checkpoint does not know
+
+
+def time_new_resources(service: NCFService, engine, texts: dict[str, str], seed: int = 0) -> dict[str, list[float]]:
+    """Seconds of a new resource's first ``predict_batch`` (imported into the service's database just
+    before: looked up, embedded and scored), of a later one, and of ``recommend`` once they are served."""
+    rng = np.random.default_rng(seed)
+    users = rng.choice(np.array(service.known_user_ids()), len(texts))
+    first, later, recommend = [], [], []
+    for user, (item, text) in zip(users, texts.items(), strict=True):
+        database.import_resources(engine, pd.DataFrame([(item, text, "")], columns=["item_id", "title", "description"]))
+        started = time.perf_counter()
+        service.predict_batch(user, [item])
+        first.append(time.perf_counter() - started)
+    for user, item in zip(users, texts, strict=True):
+        started = time.perf_counter()
+        service.predict_batch(user, [item])
+        later.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        service.recommend(user, 10)
+        recommend.append(time.perf_counter() - started)
+    return {"new_resource_first_predict": first, "new_resource_later_predict": later,
+            "recommend_top10_with_new_resources": recommend}
 
 
 def benchmark_latency(trained, split: LeaveOneOutSplit, calls: int = 2000) -> dict:
@@ -170,12 +194,17 @@ def benchmark_latency(trained, split: LeaveOneOutSplit, calls: int = 2000) -> di
         save_trained(checkpoint, trained, split, {}, ML100K_CHECKSUM, "ml-100k")
         engine = database.connect(f"sqlite:///{Path(tmp) / 'ml100k.db'}")
         database.import_interactions(engine, pd.concat([frame, newcomers], ignore_index=True))
-        samples = time_ncf_service(NCFService(db=engine, model_path=checkpoint), calls,
-                                   newcomers=[f"newcomer-{user}" for user in copied])
+        service = NCFService(db=engine, model_path=checkpoint)
+        samples = time_ncf_service(service, calls, newcomers=[f"newcomer-{user}" for user in copied])
+        if service.new_resources is not None:  # the same movies' texts under new ids
+            texts = movielens_item_texts()
+            chosen = np.random.default_rng(1).choice(np.array(sorted(texts)), NEW_RESOURCES, replace=False)
+            samples |= time_new_resources(service, engine, {f"new-{item}": texts[item] for item in chosen})
         engine.dispose()
     return {"predict_batch_10": latency_percentiles(samples["predict_batch"]),
             "recommend_top10_sqlite": latency_percentiles(samples["recommend"]),
             "recommend_top10_sqlite_newcomer": latency_percentiles(samples["recommend_newcomer"]),
+            **{name: latency_percentiles(samples[name]) for name in NEW_RESOURCE_CALLS if name in samples},
             "torch_threads": torch.get_num_threads()}
 
 
@@ -204,7 +233,8 @@ def format_report(report: dict) -> str:
         lat = report["latency"]
         lines += ["", f"NCFService latency ({lat['predict_batch_10']['calls']} calls each, "
                       f"{lat['torch_threads']} torch threads)", "", "| call | p50 ms | p95 ms |", "| --- | --- | --- |"]
-        for name in ("predict_batch_10", "recommend_top10_sqlite", "recommend_top10_sqlite_newcomer"):
+        for name in ("predict_batch_10", "recommend_top10_sqlite", "recommend_top10_sqlite_newcomer",
+                     *(name for name in NEW_RESOURCE_CALLS if name in lat)):
             lines.append(f"| {name} | {lat[name]['p50_ms']:.3f} | {lat[name]['p95_ms']:.3f} |")
     return "\n".join(lines)
 

@@ -126,15 +126,15 @@ def new_item_run(split: LeaveOneOutSplit, item_text: np.ndarray, config: NCFConf
                "Popularity": PopularityModel(cold.train, split.num_items),
                "Content kNN (MiniLM)": ContentKNN(item_text)}
     out = {"new_items": len(new_items), "test_users": len(users_with_new_test_items(cold, new_items)), "models": {}}
-    for name, scorer in scorers.items():
-        out["models"][name] = evaluate_on_new_items(scorer, split, cold, new_items)
+    for baseline, scorer in scorers.items():
+        out["models"][baseline] = evaluate_on_new_items(scorer, split, cold, new_items)
     trained = train_ncf_model(cold, config, progress=False, item_text=item_text)
     out["models"][name] = {**evaluate_on_new_items(trained.model, split, cold, new_items),
                            "best_epoch": trained.best_epoch, "train_seconds": trained.train_seconds,
                            "text_seconds": trained.text_seconds}
     out["models"][text_off_name] = evaluate_on_new_items(without_text_path(trained.model), split, cold, new_items)
-    for name, row in out["models"].items():
-        print(f"  new items seed {seed} {name:28s}: {figures(row, LOO_KEYS)}  among new: "
+    for shown, row in out["models"].items():
+        print(f"  new items seed {seed} {shown:28s}: {figures(row, LOO_KEYS)}  among new: "
               f"{figures(row, tuple('new_' + key for key in AMONG_NEW_KEYS))}", file=sys.stderr)
     return out
 

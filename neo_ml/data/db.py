@@ -24,6 +24,7 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -66,7 +67,9 @@ resources = Table("resources", metadata, Column("id", String(64), primary_key=Tr
 ADDED_COLUMNS = {"resources": ("description",)}  # columns an older database lacks, added on connect(create=True)
 user_interactions = Table(
     "user_interactions", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # 64-bit: a busy library passes 2^31 interactions; SQLite's INTEGER PRIMARY KEY already is, and only it
+    # autoincrements
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("resource_id", String(64), ForeignKey("resources.id", ondelete="CASCADE"), nullable=False),
     Column("interaction_type", String(50), nullable=False, default="view"),
@@ -366,6 +369,7 @@ def _create_tables(engine: Engine) -> None:
             conn.execute(select(func.pg_advisory_xact_lock(TABLES_LOCK)))
         metadata.create_all(conn)
         _add_columns(conn)
+        _widen_interaction_ids(conn)
         for index in user_interactions.indexes:  # create_all gives an existing table none of its new indexes
             index.create(conn, checkfirst=True)
         for name in REPLACED_INDEXES:
@@ -381,6 +385,21 @@ def _add_columns(conn) -> None:
             if column not in present:
                 kind = metadata.tables[name].c[column].type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {column} {kind}")
+
+
+def _widen_interaction_ids(conn) -> None:
+    """An older PostgreSQL database's 32-bit ``user_interactions.id`` (and its sequence) becomes 64-bit; its
+    rows stay. The table is rewritten once, under a lock: imports and reads wait for it."""
+    if conn.dialect.name != "postgresql":
+        return
+    kind = conn.exec_driver_sql("SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                                "current_schema() AND table_name = 'user_interactions' AND column_name = 'id'").scalar()
+    if kind != "integer":
+        return
+    conn.exec_driver_sql("ALTER TABLE user_interactions ALTER COLUMN id TYPE BIGINT")
+    sequence = conn.exec_driver_sql("SELECT pg_get_serial_sequence('user_interactions', 'id')").scalar()
+    if sequence:
+        conn.exec_driver_sql(f"ALTER SEQUENCE {sequence} AS BIGINT")
 
 
 def _require_tables(engine: Engine) -> None:

@@ -465,3 +465,120 @@ def test_the_serving_store_counts_lists_and_reads_resource_texts(engine):
     assert store.resource_texts(["r1", "r3", "r2", "missing"]) == {
         "r1": "Dune. A desert planet.", "r3": "New arrival", "r2": ""}
     assert store.resource_texts([f"r{n}" for n in range(1, 4)], chunk=1).keys() == {"r1", "r2", "r3"}
+
+
+# -- imports beside serving: 64-bit ids, a killed import, reads during an import ------------------------
+def _url(engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def test_interaction_ids_are_64_bit(engine):
+    database.import_interactions(engine, _frame([("u1", "r1", 100, "view", 1.0)]))
+    past_32_bits = 2**31 + 5
+    with engine.begin() as conn:  # as a database that has seen two billion interactions
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('user_interactions', 'id'), {past_32_bits})"))
+        else:
+            conn.execute(text(f"UPDATE user_interactions SET id = {past_32_bits}"))
+    database.import_interactions(engine, _frame([("u1", "r2", 200, "view", 1.0), ("u2", "r1", 300, "view", 1.0)]))
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(select(database.user_interactions.c.id)).scalars())
+    assert len(ids) == 3 and ids[-1] > 2**31 and len(set(ids)) == 3
+    assert database.InteractionStore(engine).items_of("u1") == ["r1", "r2"]
+
+
+def test_an_older_postgresql_database_gains_64_bit_interaction_ids(make_engine):
+    engine = make_engine("postgresql")
+    database.import_interactions(engine, _frame([("u1", "r1", 100, "view", 1.0), ("u1", "r2", 200, "view", 1.0)]))
+    with engine.begin() as conn:  # as the tables were made before the ids were 64-bit
+        conn.execute(text("ALTER TABLE user_interactions ALTER COLUMN id TYPE INTEGER"))
+        conn.execute(text("ALTER SEQUENCE user_interactions_id_seq AS INTEGER"))
+    upgraded = database.connect(_url(engine))
+    with upgraded.connect() as conn:
+        kind = conn.execute(text("SELECT data_type FROM information_schema.columns WHERE table_name = "
+                                 "'user_interactions' AND column_name = 'id'")).scalar()
+        sequence = conn.execute(text("SELECT data_type FROM pg_sequences WHERE sequencename = "
+                                     "'user_interactions_id_seq'")).scalar()
+    assert (kind, sequence) == ("bigint", "bigint")
+    assert database.InteractionStore(upgraded).items_of("u1") == ["r1", "r2"]
+    upgraded.dispose()
+
+
+def _big_frame(tag: str, rows: int, user: str | None = None, items: list[str] | None = None) -> pd.DataFrame:
+    """``rows`` interactions of new users on new resources (ids with ``tag``), and, with ``user``, that
+    user's interactions with ``items``: one import's worth of work that takes a while."""
+    rng = np.random.default_rng(0)
+    extra = [(user, item, T0 + 10 + n, "view", 1.0) for n, item in enumerate(items or [])]
+    return _frame([(f"{tag}u{u}", f"{tag}i{i}", T0 + n, "view", 1.0)
+                   for n, (u, i) in enumerate(rng.integers(0, 2_000, (rows, 2)).tolist())] + extra)
+
+
+def _import_announcing(url: str, tag: str, rows: int, queue, user=None, items=None) -> None:
+    """A process's import that says "writing" once its transaction has begun, and "done" after it committed."""
+    engine = database.connect(url)
+    begin = database._write_transaction
+
+    @contextmanager
+    def announced(target):
+        with begin(target) as conn:
+            queue.put("writing")
+            yield conn
+
+    database._write_transaction = announced
+    database.import_interactions(engine, _big_frame(tag, rows, user, items))
+    queue.put("done")
+
+
+def _counts(engine) -> tuple[int, int, int]:
+    return tuple(_count(engine, table) for table in (database.users, database.resources, database.user_interactions))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_killed_import_leaves_the_database_as_it_was(make_engine, synthetic_frame, backend):
+    import multiprocessing
+
+    engine = make_engine(backend)
+    database.import_interactions(engine, synthetic_frame)
+    before = _counts(engine)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_import_announcing, args=(_url(engine), "killed", 300_000, queue))
+    worker.start()
+    assert queue.get(timeout=120) == "writing"
+    threading.Event().wait(1.0)  # well inside the 300,000 rows' insert
+    worker.kill()
+    worker.join(timeout=60)
+    assert worker.exitcode == -9 and queue.empty()  # killed mid-transaction, not after it committed
+    assert _counts(engine) == before
+    if backend == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    database.import_interactions(engine, _frame([("after", "r-after", T0, "view", 1.0)]))  # no lock left behind
+    assert _counts(engine) == tuple(n + 1 for n in before)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_serving_answers_from_before_or_after_an_import_while_it_runs(make_engine, trained_checkpoint,
+                                                                     synthetic_frame, backend):
+    import multiprocessing
+
+    engine = make_engine(backend)
+    database.import_interactions(engine, synthetic_frame)
+    service = NCFService(db=engine, model_path=trained_checkpoint)
+    user = sorted(synthetic_frame["user_id"].unique())[0]
+    before = service.recommend(user, top_k=10)
+    taken = [item for item, _ in before[:3]]  # the import adds these to the user's items: they leave the list
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_import_announcing,
+                             args=(_url(engine), "beside", 100_000, queue, user, taken))
+    worker.start()
+    assert queue.get(timeout=120) == "writing"
+    during = []
+    while worker.is_alive() and queue.empty():
+        during.append(service.recommend(user, top_k=10))
+    worker.join(timeout=120)
+    assert worker.exitcode == 0 and queue.get(timeout=10) == "done"
+    after = service.recommend(user, top_k=10)
+    assert not {item for item, _ in after} & set(taken) and after != before
+    assert during and all(answer in (before, after) for answer in during)  # answered while it wrote

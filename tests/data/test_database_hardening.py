@@ -401,13 +401,20 @@ def test_concurrent_imports_in_threads_add_shared_users_once(backend, fresh_url)
     engine.dispose()
 
 
+def _shared_resources(trial: str) -> pd.DataFrame:
+    """Texts for the shared items both sides of ``_two_imports`` take: each side upserts them in its transaction."""
+    return pd.DataFrame([(f"{trial}i{n}", f"Shared {n}", f"Read by both sides of {trial}.") for n in (0, 3, 6)],
+                        columns=["item_id", "title", "description"])
+
+
 def _import_worker(urls: list[str], side: int, barrier, results) -> None:
     """One of two processes: for each trial, wait for the other, then import this side's interactions."""
     try:
         for trial, url in enumerate(urls):
             engine = database.connect(url)
             barrier.wait(timeout=120)
-            database.import_interactions(engine, _two_imports(f"p{trial}")[side])
+            database.import_interactions(engine, _two_imports(f"p{trial}")[side],
+                                         resources_frame=_shared_resources(f"p{trial}"))
             engine.dispose()
         results.put((side, None))
     except BaseException as error:  # noqa: BLE001 - sent to the parent
@@ -431,6 +438,7 @@ def test_concurrent_imports_in_processes_add_shared_users_once(backend, fresh_ur
     for trial, url in enumerate(urls if backend == "sqlite" else []):
         engine = database.connect(url, create=False)
         _check_both_stored(engine, _two_imports(f"p{trial}"))
+        assert database.read_resources(engine).values.tolist() == _shared_resources(f"p{trial}").values.tolist()
         engine.dispose()
     if backend != "sqlite":
         engine = database.connect(shared, create=False)

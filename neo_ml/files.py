@@ -23,12 +23,14 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
+from neo_ml import paths
 from neo_ml.errors import CheckpointError, CheckpointIntegrityError
 
 TRACKED_PACKAGES = ("neo_ml", "torch", "numpy", "pandas", "scikit-learn", "sqlalchemy", "transformers", "onnxruntime")
@@ -45,6 +47,15 @@ def package_versions() -> dict[str, str]:
 
 
 _umask_lock = threading.Lock()
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, with a run's provenance (``None`` outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _umask() -> int:

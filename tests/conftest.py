@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -13,6 +14,9 @@ from neo_ml.data.interactions import InteractionDataset, dataset_to_document
 from neo_ml.data.splits import leave_one_out_split
 from neo_ml.data.synthetic import create_synthetic_interactions
 from neo_ml.ncf.config import NCFConfig
+
+# Training commands log nothing to MLflow in tests but the tracking tests' own (tests/test_tracking.py).
+os.environ["NEO_ML_NO_TRACKING"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,8 @@ Every ``NCFConfig`` field is a flag (``--embedding-dim 32``, ``--hidden-layers
 64 32``), made from the dataclass by ``HfArgumentParser`` and checked by
 ``NCFConfig.__post_init__``, as in a notebook or the pipeline YAML. The run
 itself is ``ncf.run.run_training``; the final metrics are printed to stdout
-as one JSON line.
+as one JSON line. The run is logged to MLflow (``neo_ml.tracking``: config, curves, metrics, the
+checkpoint as a new version of ``neo-ml-ncf``) unless ``--no-tracking``.
 
 Under torchrun every process loads the data and builds the same split, trains
 its shard with DistributedDataParallel (``devices.Ranks``), and rank 0
@@ -28,9 +29,11 @@ import torch
 from neo_ml.commands import build_parser, config_from, run_command
 from neo_ml.devices import Ranks
 from neo_ml.errors import NeoMLError
+from neo_ml.files import checksum_path
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.data import load_training_data
 from neo_ml.ncf.run import run_training
+from neo_ml.tracking import NCF_MODEL, Tracker, track_training
 
 
 @dataclass
@@ -42,6 +45,9 @@ class RunArguments:
     split_seed: int = field(default=2017, metadata={"help": "seed of the evaluation negatives"})
     resume: bool = field(default=False, metadata={
         "help": "continue an interrupted run from OUTPUT's .state.pt (written after every epoch)"})
+    tracking_uri: str | None = field(default=None, metadata={
+        "help": "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db)"})
+    no_tracking: bool = field(default=False, metadata={"help": "log nothing to MLflow"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks"})
 
@@ -63,11 +69,17 @@ def main(argv: list[str] | None = None) -> int:
         ranks = Ranks.from_environment(config.device)
         try:
             data = load_training_data(args.data)
-            metrics, _, _ = run_training(data, config, args.output, args.split_seed,
-                                         progress=not args.no_progress, resume=args.resume, ranks=ranks)
+            metrics, result, _ = run_training(data, config, args.output, args.split_seed,
+                                              progress=not args.no_progress, resume=args.resume, ranks=ranks)
         finally:
             ranks.close()
-        return {"output": str(args.output), "data": data.name, **metrics} if ranks.is_main else None
+        if not ranks.is_main:
+            return None
+        tracker = Tracker(args.tracking_uri, enabled=not args.no_tracking).start(f"train_ncf {args.output.name}")
+        track_training(tracker, NCF_MODEL, {"config": config.to_dict(), "data": data.name,
+                                            "data_checksum": data.checksum, "split_seed": args.split_seed},
+                       result.history, metrics, [args.output, checksum_path(args.output)])
+        return {"output": str(args.output), "data": data.name, **metrics}
 
     return run_command(body, args.debug)
 

@@ -67,6 +67,7 @@ from neo_ml.ncf.checkpoint import load_ncf_checkpoint, model_from_checkpoint
 from neo_ml.ncf.new_resources import TextResources
 from neo_ml.ncf.retrieval import RETRIEVAL_CHOICES, TWO_STAGE_ABOVE, ItemSearch
 from neo_ml.serving import RateLimiter, admit, check_count, check_list, check_top_k, log_prediction
+from neo_ml.tracking import fetch_model
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +113,18 @@ class NCFService:
     def __init__(self, db: Session | Engine | str | None = None, model_path: str | Path | None = None,
                  cold_start_threshold: int = 1, rate_limiter: RateLimiter | None = None,
                  retrieval: str = "auto", candidates: int = 200, nprobe: int = 128, device: str | None = None,
-                 resource_refresh_seconds: float = 10.0):
+                 resource_refresh_seconds: float = 10.0, model_uri: str | None = None,
+                 tracking_uri: str | None = None):
         if retrieval not in RETRIEVAL_CHOICES:
             raise InvalidRequestError(f"retrieval must be one of {RETRIEVAL_CHOICES}, got {brief(retrieval)}")
         if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
             raise InvalidRequestError(f"rate_limiter must be a RateLimiter, got {type(rate_limiter).__name__}")
         if model_path is not None and not isinstance(model_path, str | Path):
             raise InvalidRequestError(f"model_path must be a path, got {type(model_path).__name__}")
+        if model_uri is not None:  # a registered version: fetched now, verified when it loads, as any file
+            if model_path is not None:
+                raise InvalidRequestError("give model_path or model_uri, not both")
+            model_path = fetch_model(model_uri, tracking_uri, suffix=".pt")
         self.model_path = Path(model_path) if model_path else paths.default_ncf_checkpoint()
         self.cold_start_threshold = check_count(cold_start_threshold, "cold_start_threshold", least=0)
         self.rate_limiter = rate_limiter

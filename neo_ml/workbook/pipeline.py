@@ -25,7 +25,6 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 from neo_ml import paths
 from neo_ml.classification.model import ClassifierConfig
 from neo_ml.errors import NeoMLError, brief
-from neo_ml.files import package_versions, write_json
+from neo_ml.files import git_commit, package_versions, write_json
 from neo_ml.ncf.config import NCFConfig
 
 STAGES = {"prepare": "01_prepare_data.ipynb", "ncf": "02_train_ncf.ipynb",
@@ -134,14 +133,6 @@ def check_inputs(config: dict[str, dict[str, object]], source: str) -> None:
             if isinstance(value, str) and value.endswith((".json", ".db", ".csv")) and not Path(value).is_file():
                 where = key.lower() if key.lower() in DATASETS else f"{stage}.{key.lower()}"
                 raise PipelineError(f"{source}: {where}: data file {value} not found")
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def run_stage(stage: str, parameters: dict, run_dir: Path, progress: bool = True) -> float:

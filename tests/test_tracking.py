@@ -1,0 +1,120 @@
+"""MLflow tracking: what a training run leaves in the store, serving a registered version, and a dead server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from neo_ml.errors import CheckpointIntegrityError, NeoMLError
+from neo_ml.ncf.service import NCFService
+from neo_ml.tracking import Tracker, fetch_model, metric_name, track_training
+
+
+@pytest.fixture(autouse=True)
+def _tracking_on(monkeypatch):
+    """The suite turns tracking off (conftest); these tests turn it back on."""
+    monkeypatch.delenv("NEO_ML_NO_TRACKING", raising=False)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def _only_run(uri: str):
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("neo-ml").experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_training_run_is_tracked_registered_and_served(store, trained_checkpoint, tmp_path):
+    """Params, per-epoch curves, final metrics, the checkpoint with its checksum, a registry version that
+    NCFService serves; a byte flipped in the stored artifact is refused."""
+    from neo_ml.files import checksum_path
+    from neo_ml.ncf.checkpoint import load_ncf_checkpoint
+
+    checkpoint = load_ncf_checkpoint(trained_checkpoint)
+    history = checkpoint["training_history"]
+    tracker = Tracker(store).start("train")
+    version = track_training(tracker, "neo-ml-ncf", {"config": checkpoint["config"], "data": "synthetic"},
+                             history, {"test_hr@10": 0.5, "device": "cpu"},
+                             [trained_checkpoint, checksum_path(trained_checkpoint)], aliases=["benchmark"])
+    assert version == "1"
+    client, run = _only_run(store)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["config.embedding_dim"] == str(checkpoint["config"]["embedding_dim"])
+    assert "git_commit" in run.data.params and "packages.torch" in run.data.params
+    assert run.data.metrics["test_hr_at_10"] == 0.5 and "device" not in run.data.metrics
+    curve = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [point.step for point in curve] == [record["epoch"] for record in history]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")} == {
+        f"checkpoint/{trained_checkpoint.name}", f"checkpoint/{trained_checkpoint.name}.sha256"}
+
+    for uri in ("models:/neo-ml-ncf/1", "models:/neo-ml-ncf@benchmark"):
+        served = NCFService(model_uri=uri, tracking_uri=store)
+        assert served.recommend(served.known_user_ids()[0], top_k=3)
+
+    stored = fetch_model("models:/neo-ml-ncf/1", store, suffix=".pt")
+    source = client.get_model_version("neo-ml-ncf", "1").source.removeprefix("file://")
+    artifact = next(path for path in Path(source).iterdir() if path.suffix == ".pt")
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 1
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(CheckpointIntegrityError):
+        NCFService(model_uri="models:/neo-ml-ncf/1", tracking_uri=store).recommend("u1", top_k=3)
+    assert stored.read_bytes() != artifact.read_bytes()  # the earlier download was a copy
+
+
+def test_child_runs_name_their_parent(store):
+    parent = Tracker(store).start("pipeline")
+    child = parent.child("ncf")
+    child.log_history([{"epoch": 1, "val_ndcg@10": 0.3}, {"epoch": 2, "val_ndcg@10": 0.35}])
+    child.finish()
+    parent.finish()
+    client = MlflowClient(store)
+    assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
+    assert [p.value for p in client.get_metric_history(child.run_id, "val_ndcg_at_10")] == [0.3, 0.35]
+
+
+def test_a_dead_server_gives_one_warning_and_the_run_goes_on(capsys):
+    started = time.perf_counter()
+    tracker = Tracker("http://127.0.0.1:9").start("x")  # port 9 (discard): nothing listens
+    tracker.log_params({"a": 1})
+    tracker.log_metrics({"b": 2.0})
+    assert tracker.register("neo-ml-ncf", "checkpoint") is None
+    tracker.finish()
+    assert time.perf_counter() - started < 10
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: MLflow")]
+    assert len(warnings) == 1 and "127.0.0.1:9" in warnings[0]
+
+
+def test_no_tracking_touches_nothing(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path / 'x.db'}", enabled=False).start("x")
+    tracker.log_params({"a": 1})
+    tracker.finish()
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_train_command_logs_to_mlflow_tracking_uri(store, synthetic_json, tmp_path, monkeypatch, capsys):
+    from neo_ml.commands.train_ncf import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    output = tmp_path / "m.pt"
+    assert main(["--data", str(synthetic_json), "--output", str(output), "--no-progress", "--architecture",
+                 "neumf", "--embedding-dim", "8", "--hidden-layers", "16", "--epochs", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    client, run = _only_run(store)
+    assert run.data.params["data_checksum"] and run.data.params["config.epochs"] == "2"
+    assert run.data.metrics["best_epoch"] == printed["best_epoch"]
+    assert client.get_model_version("neo-ml-ncf", "1").run_id == run.info.run_id
+
+
+def test_metric_names_and_bad_model_uris():
+    assert metric_name("val_hr@10") == "val_hr_at_10"
+    with pytest.raises(NeoMLError, match="models:/NAME@ALIAS"):
+        fetch_model("runs:/abc/model")

@@ -118,3 +118,24 @@ def test_metric_names_and_bad_model_uris():
     assert metric_name("val_hr@10") == "val_hr_at_10"
     with pytest.raises(NeoMLError, match="models:/NAME@ALIAS"):
         fetch_model("runs:/abc/model")
+
+
+def test_classifier_folder_is_registered_and_served(store, trained_service):
+    """The checkpoint folder as a version of neo-ml-classifier; a tampered stored file is refused."""
+    from neo_ml.classification.service import MLClassificationService
+
+    service, _ = trained_service
+    tracker = Tracker(store).start("train_classification")
+    assert track_training(tracker, "neo-ml-classifier", {"data": "20ng-dewey subset"}, [], {"test_f1": 0.9},
+                          [service.checkpoint_dir], aliases=["production"]) == "1"
+    text = "The library bought new books on astronomy and the history of science."
+    served = MLClassificationService(model_uri="models:/neo-ml-classifier@production", tracking_uri=store)
+    assert served.predict(text).predictions == service.predict(text).predictions
+
+    source = Path(MlflowClient(store).get_model_version("neo-ml-classifier", "1").source.removeprefix("file://"))
+    weights = max((path for path in source.iterdir() if path.name != "manifest.json"), key=lambda p: p.stat().st_size)
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointIntegrityError):
+        MLClassificationService(model_uri="models:/neo-ml-classifier/1", tracking_uri=store).predict(text)

@@ -31,6 +31,7 @@ from neo_ml.errors import ClassifierNotFoundError, InvalidRequestError, brief
 from neo_ml.files import recover_folder
 from neo_ml.sentence_encoder import DEFAULT_ENCODER
 from neo_ml.serving import RateLimiter, admit, check_list, check_top_k, log_prediction
+from neo_ml.tracking import fetch_model
 
 log = logging.getLogger(__name__)
 _DEFAULTS = ClassifierConfig()
@@ -73,8 +74,10 @@ class ClassificationResult:
 class MLClassificationService:
     def __init__(self, db=None, model_name: str = DEFAULT_ENCODER, model_version: str = "benchmark_v1",
                  model_path: str | Path | None = None, rate_limiter: RateLimiter | None = None,
-                 inference: str | None = None):
-        """``inference``: the encoder backend for predictions; None keeps the one saved in the checkpoint."""
+                 inference: str | None = None, model_uri: str | None = None, tracking_uri: str | None = None):
+        """``inference``: the encoder backend for predictions; None keeps the one saved in the checkpoint.
+        ``model_uri`` (``models:/neo-ml-classifier@production``): a registered version, fetched from the MLflow
+        store (``tracking_uri``) and verified against its manifest as any folder."""
         self.db = db  # kept for the backend's signature; the classifier reads no tables
         if model_path is None and not is_plain_name(model_version):
             raise InvalidRequestError(f"model_version must be a folder name such as 'benchmark_v1', "
@@ -83,6 +86,10 @@ class MLClassificationService:
             raise InvalidRequestError(f"model_path must be a path, got {type(model_path).__name__}")
         if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
             raise InvalidRequestError(f"rate_limiter must be a RateLimiter, got {type(rate_limiter).__name__}")
+        if model_uri is not None:
+            if model_path is not None:
+                raise InvalidRequestError("give model_path or model_uri, not both")
+            model_path = fetch_model(model_uri, tracking_uri)
         self.model_name, self.model_version = model_name, model_version
         self.checkpoint_dir = Path(model_path) if model_path else paths.classification_models_dir() / model_version
         self.model: TaxonomyClassifier | None = None

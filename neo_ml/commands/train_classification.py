@@ -21,12 +21,16 @@ from neo_ml.classification.data import CORPORA
 from neo_ml.classification.model import ClassifierConfig
 from neo_ml.classification.run import train_classifier
 from neo_ml.commands import build_parser, config_from, run_command
+from neo_ml.tracking import Tracker
 
 
 @dataclass
 class RunArguments:
     data: str = field(metadata={"help": " | ".join(CORPORA) + " | FILE.json"})
     output: Path = field(metadata={"help": "checkpoint folder"})
+    tracking_uri: str | None = field(default=None, metadata={
+        "help": "MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db)"})
+    no_tracking: bool = field(default=False, metadata={"help": "log nothing to MLflow"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bars"})
     debug: bool = field(default=False, metadata={"help": "show tracebacks"})
 
@@ -37,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> dict:
         config = config_from(args, ClassifierConfig)
-        metrics = train_classifier(args.data, config, args.output, progress=not args.no_progress)
+        tracker = Tracker(args.tracking_uri, enabled=not args.no_tracking).start(
+            f"train_classification {args.output.name}")
+        metrics = train_classifier(args.data, config, args.output, progress=not args.no_progress, tracker=tracker)
         return {"output": str(args.output), "data": args.data, **metrics}
 
     return run_command(body, args.debug)

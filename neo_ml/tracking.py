@@ -254,3 +254,24 @@ def fetch_model(model_uri: str, tracking_uri: str | None = None, suffix: str | N
     if len(found) != 1:
         raise NeoMLError(f"{model_uri}: expected one *{suffix} checkpoint in the artifact, found {len(found)}")
     return found[0]
+
+
+def promote(model_name: str, version: str, alias: str, tracking_uri: str | None = None) -> dict:
+    """Move ``alias`` (``production``, ``benchmark``) to ``version`` of ``model_name``. Unlike tracking, a
+    store that cannot be reached, or a version that does not exist, is an error."""
+    from neo_ml.errors import NeoMLError
+
+    uri = tracking_uri or default_tracking_uri()
+    if not re.fullmatch(r"[\w-]+", alias) or alias.isdigit():
+        raise NeoMLError(f"--alias {alias!r}: letters, digits, _ and - only, not a number")
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        found = client.get_model_version(model_name, str(version))
+        client.set_registered_model_alias(model_name, alias, found.version)
+    except Exception as error:  # noqa: BLE001 - named with the store and the version
+        raise NeoMLError(f"{model_name} version {version} on {uri}: cannot set alias {alias!r} "
+                         f"({str(error).splitlines()[0][:300]})") from error
+    return {"model": model_name, "version": str(found.version), "alias": alias,
+            "model_uri": f"models:/{model_name}@{alias}", "source": found.source}

@@ -139,3 +139,17 @@ def test_classifier_folder_is_registered_and_served(store, trained_service):
     weights.write_bytes(bytes(data))
     with pytest.raises(CheckpointIntegrityError):
         MLClassificationService(model_uri="models:/neo-ml-classifier/1", tracking_uri=store).predict(text)
+
+
+def test_promote_moves_the_alias_and_refuses_a_missing_version(store, capsys):
+    from neo_ml.commands.promote import main
+
+    tracker = Tracker(store).start("train")
+    for _ in range(2):
+        tracker.register("neo-ml-ncf", "checkpoint")
+    assert main(["neo-ml-ncf", "2", "--alias", "production", "--tracking-uri", store]) == 0
+    assert json.loads(capsys.readouterr().out)["model_uri"] == "models:/neo-ml-ncf@production"
+    assert str(MlflowClient(store).get_model_version_by_alias("neo-ml-ncf", "production").version) == "2"
+    assert main(["neo-ml-ncf", "7", "--tracking-uri", store]) == 1
+    assert "neo-ml-ncf version 7" in capsys.readouterr().err
+    assert str(MlflowClient(store).get_model_version_by_alias("neo-ml-ncf", "production").version) == "2"

@@ -34,11 +34,13 @@ from neo_ml.classification.model import ClassifierConfig
 from neo_ml.errors import NeoMLError, brief
 from neo_ml.files import git_commit, package_versions, write_json
 from neo_ml.ncf.config import NCFConfig
+from neo_ml.tracking import Tracker
 
 STAGES = {"prepare": "01_prepare_data.ipynb", "ncf": "02_train_ncf.ipynb",
           "classification": "03_train_classification.ipynb", "benchmark": "04_benchmark.ipynb"}
 DATASETS = ("interactions", "text_corpus")  # top-level keys, named once, given to every notebook that takes them
 INJECTED = ("RUN_DIR", "SEED", *(name.upper() for name in DATASETS))
+TRACKING_KEYS = ("tracking", "tracking_uri")  # top-level: MLflow on or off, and its store
 CONFIGS = {"ncf": NCFConfig, "classification": ClassifierConfig}  # the stages whose notebook builds a config
 
 
@@ -57,11 +59,9 @@ def notebook_parameters(notebook: Path) -> dict[str, object]:
     return {name: info["default"] for name, info in papermill.inspect_notebook(str(notebook)).items()}
 
 
-def load_config(path: str | Path) -> dict[str, dict[str, object]]:
-    """Per stage, the notebook parameters (UPPER_CASE) the config sets; unknown keys are an error."""
+def _read_yaml(path: Path) -> dict:
     import yaml
 
-    path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: config file not found")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where present: the same YAML, faster
@@ -72,10 +72,29 @@ def load_config(path: str | Path) -> dict[str, dict[str, object]]:
         raise PipelineError(f"{path}: not valid YAML: {reason}") from None
     if not isinstance(document, dict):
         raise PipelineError(f"{path}: expected a mapping of stage sections, got {type(document).__name__}")
-    unknown = set(document) - {"seed", *DATASETS, *STAGES}
+    return document
+
+
+def tracking_options(path: str | Path) -> dict[str, object]:
+    """The YAML's ``tracking`` (true by default) and ``tracking_uri`` (None: $MLFLOW_TRACKING_URI or the
+    embedded store)."""
+    document = _read_yaml(Path(path))
+    enabled, uri = document.get("tracking", True), document.get("tracking_uri")
+    if not isinstance(enabled, bool):
+        raise PipelineError(f"{path}: tracking must be true or false, got {brief(enabled)}")
+    if uri is not None and not isinstance(uri, str):
+        raise PipelineError(f"{path}: tracking_uri must be a URI string, got {brief(uri)}")
+    return {"enabled": enabled, "uri": uri}
+
+
+def load_config(path: str | Path) -> dict[str, dict[str, object]]:
+    """Per stage, the notebook parameters (UPPER_CASE) the config sets; unknown keys are an error."""
+    path = Path(path)
+    document = _read_yaml(path)
+    unknown = set(document) - {"seed", *DATASETS, *STAGES, *TRACKING_KEYS}
     if unknown:
         raise PipelineError(f"{path}: unknown section(s) {brief(sorted(map(str, unknown)))}; "
-                            f"expected seed, {', '.join(DATASETS)} and {list(STAGES)}")
+                            f"expected seed, {', '.join(DATASETS)}, {', '.join(TRACKING_KEYS)} and {list(STAGES)}")
     seed = document.get("seed", 42)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise PipelineError(f"{path}: seed must be an integer, got {brief(seed)}")
@@ -152,10 +171,14 @@ def run_stage(stage: str, parameters: dict, run_dir: Path, progress: bool = True
 
 
 def run_pipeline(config_path: str | Path, run_name: str | None = None, stages: list[str] | None = None,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, tracking_uri: str | None = None, tracking: bool | None = None) -> Path:
+    """The stages in order into ``outputs/runs/<run>/``, tracked as one MLflow run with a child run per stage
+    (``tracking``/``tracking_uri`` given here win over the YAML's)."""
     from neo_ml.workbook.reporting import write_report  # matplotlib, only when a run writes its report
+    from neo_ml.workbook.tracking import track_pipeline, track_stage
 
     config = load_config(config_path)
+    options = tracking_options(config_path)
     check_inputs(config, str(config_path))
     run_name = run_name or f"{Path(config_path).stem}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     run_dir = paths.outputs_dir() / "runs" / run_name
@@ -163,13 +186,23 @@ def run_pipeline(config_path: str | Path, run_name: str | None = None, stages: l
     manifest = {"run": run_name, "config": str(config_path), "parameters": config, "git_commit": git_commit(),
                 "package_versions": package_versions(), "started_at": dt.datetime.now(dt.UTC).isoformat(),
                 "seconds": {}}
+    parent = Tracker(tracking_uri or options["uri"],
+                     enabled=options["enabled"] if tracking is None else tracking).start(f"pipeline {run_name}")
     for stage in stages or list(STAGES):
         print(f"[{stage}] {STAGES[stage]}", file=sys.stderr, flush=True)
-        manifest["seconds"][stage] = run_stage(stage, config[stage], run_dir, progress)
+        child = parent.child(stage)
+        try:
+            manifest["seconds"][stage] = run_stage(stage, config[stage], run_dir, progress)
+        except BaseException:
+            track_stage(child, stage, config[stage], run_dir, failed=True)
+            parent.finish(failed=True)
+            raise
+        track_stage(child, stage, config[stage], run_dir)
         write_json(run_dir / "manifest.json", manifest)
     manifest["data_checksums"] = collect_checksums(run_dir)
     write_json(run_dir / "manifest.json", manifest)
     write_report(run_dir, manifest)
+    track_pipeline(parent, manifest, run_dir)
     return run_dir
 
 

@@ -173,6 +173,14 @@ class Tracker:
             batch = points[start:start + 1000]
             self._call("logging metrics", lambda client, batch=batch: client.log_batch(self.run_id, metrics=batch))
 
+    def log_curves_and_figures(self, history: list[Mapping], metrics: Mapping) -> None:
+        """Per-epoch curves, then the final figures once; a final figure that is also a curve (the chosen
+        epoch's validation metric) is logged as ``best_<name>``, so the curve keeps one point per epoch."""
+        self.log_history(history)
+        curves = {key for record in history for key in numeric_items(record)}
+        final = numeric_items(metrics)
+        self.log_metrics({(f"best_{key}" if key in curves else key): value for key, value in final.items()})
+
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         """A file, or a folder's files, under the run's artifacts (in ``folder``)."""
         path = Path(path)
@@ -214,8 +222,7 @@ def track_training(tracker: Tracker, model_name: str, params: Mapping, history: 
     from neo_ml.files import git_commit, package_versions
 
     tracker.log_params({**params, "git_commit": git_commit() or "unknown", "packages": package_versions()})
-    tracker.log_history(history)
-    tracker.log_metrics(metrics)
+    tracker.log_curves_and_figures(list(history), metrics)
     for path in checkpoint:
         tracker.log_artifact(path, "checkpoint")
     version = tracker.register(model_name, "checkpoint", aliases)

@@ -295,7 +295,7 @@ class TaxonomyClassifier:
             "train_samples": fitted, "protocol": "validation split" if tuning else f"{config.folds}-fold cross-fit",
             "train_seconds": time.perf_counter() - started,
         }
-        self.history = tuning.history if tuning else []  # per tuning epoch: losses and validation figures
+        self.history = tuning.epochs if tuning else []  # per tuning epoch: losses and validation figures
         if tuning:
             self.training_metrics |= {"tuning_epochs": tuning.epochs, "best_epoch": tuning.best_epoch,
                                       "tuning_seconds": tuning.seconds}

@@ -80,13 +80,14 @@ def config_arguments(config: NCFConfig) -> list[str]:
 
 def run_distributed(data: TrainingData, config: NCFConfig, output: Path, processes: int,
                     split_seed: int = 2017) -> tuple[dict, TrainResult, LeaveOneOutSplit]:
-    """``run_training`` with ``processes`` DDP ranks under torchrun (for notebooks and scripts).
+    """``run_training`` with ``processes`` DDP ranks under torchrun (for notebooks and scripts; untracked: the
+    caller, e.g. the pipeline, tracks its own run).
 
     torchrun runs ``neo_ml.commands.train_ncf``; the checkpoint it writes gives the model and history back.
     """
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
                "-m", "neo_ml.commands.train_ncf", "--data", data.source, "--output", str(output),
-               "--split-seed", str(split_seed), "--no-progress", *config_arguments(config)]
+               "--split-seed", str(split_seed), "--no-progress", "--no-tracking", *config_arguments(config)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

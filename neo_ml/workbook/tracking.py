@@ -25,9 +25,12 @@ def _stage_metrics(run_dir: Path, stage: str) -> dict:
 
 
 def _training_history(stage: str, checkpoint: Path) -> list[dict]:
-    """The recommender's per-epoch records from its checkpoint (the classifier's stage saves none)."""
-    if stage != "ncf":
-        return []
+    """The per-epoch records a checkpoint keeps: the recommender's epochs, the classifier's tuning epochs
+    (none with a frozen encoder)."""
+    if stage == "classification":
+        saved = checkpoint / "training_metrics.json"
+        saved = json.loads(saved.read_text()) if saved.is_file() else {}
+        return list(saved.get("validation", saved).get("tuning_epochs") or [])
     from neo_ml.ncf.checkpoint import load_ncf_checkpoint
 
     return list(load_ncf_checkpoint(checkpoint).get("training_history") or [])
@@ -50,13 +53,12 @@ def track_stage(tracker: Tracker, stage: str, parameters: dict, run_dir: Path, f
     metrics = _stage_metrics(run_dir, stage)
     tracker.log_params({**{key.lower(): value for key, value in parameters.items()},
                         **_full_config(stage, parameters)})
-    tracker.log_metrics(metrics)
     tracker.log_artifact(run_dir / "notebooks" / STAGES[stage], "notebooks")
     tracker.log_artifact(run_dir / "metrics" / f"{stage}.json", "metrics")
-    checkpoint = metrics.get("checkpoint")
-    if stage in REGISTERED and checkpoint and Path(checkpoint).exists() and not failed:
-        checkpoint = Path(checkpoint)
-        tracker.log_history(_training_history(stage, checkpoint))
+    checkpoint = Path(metrics["checkpoint"]) if metrics.get("checkpoint") else None
+    saved = stage in REGISTERED and checkpoint is not None and checkpoint.exists() and not failed
+    tracker.log_curves_and_figures(_training_history(stage, checkpoint) if saved else [], metrics)
+    if saved:
         files = [checkpoint] if checkpoint.is_dir() else [checkpoint, checksum_path(checkpoint)]
         for path in files:
             tracker.log_artifact(path, "checkpoint")

@@ -17,7 +17,33 @@ def tiny_run(tmp_path_factory):
     outputs = tmp_path_factory.mktemp("outputs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NEO_ML_OUTPUTS_DIR", str(outputs))
+        patch.delenv("NEO_ML_NO_TRACKING")  # this run is tracked, into the embedded store under outputs/
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         return run_pipeline(TINY, "tiny", stages=RUN_STAGES, progress=False)
+
+
+def test_the_run_is_one_parent_with_a_child_per_stage_and_both_models_registered(tiny_run):
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tiny_run.parent.parent / 'mlflow.db'}"
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("neo-ml").experiment_id])
+    parent = next(run for run in runs if run.info.run_name == "pipeline tiny")
+    children = {run.info.run_name: run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == set(RUN_STAGES) and len(runs) == 5
+    assert all(run.info.status == "FINISHED" for run in runs)
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"report.md", "manifest.json", "plots"}
+    assert parent.data.params["git_commit"] and "packages.torch" in parent.data.params
+    ncf = children["ncf"]
+    assert ncf.data.params["model_config.epochs"] == "2" and "model_config.learning_rate" in ncf.data.params
+    curve = client.get_metric_history(ncf.info.run_id, "val_ndcg_at_10")
+    assert [point.step for point in curve] == [1, 2] and "best_val_ndcg_at_10" in ncf.data.metrics
+    tuning = client.get_metric_history(children["classification"].info.run_id, "validation_loss")
+    assert [point.step for point in tuning] == [1]  # tiny.yaml tunes the top layers one epoch
+    for stage, model in (("ncf", "neo-ml-ncf"), ("classification", "neo-ml-classifier")):
+        version = client.get_model_version_by_alias(model, "benchmark")
+        assert version.run_id == children[stage].info.run_id
+        assert {a.path for a in client.list_artifacts(version.run_id)} >= {"checkpoint", "notebooks"}
 
 
 def test_the_run_folder_holds_notebooks_metrics_plots_report_and_manifest(tiny_run):

@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup main test lab benchmark notebooks clean
+.PHONY: setup main test lab ui benchmark notebooks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: setup
 lab: setup
 	$(PY) -m pip install --quiet -e ".[dev,lab]"
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The MLflow UI on the embedded store (runs, curves, artifacts, registered models) at http://127.0.0.1:$(UI_PORT).
+UI_PORT ?= 5000
+ui: setup
+	$(PY) -m neo_ml.tracking_ui --port $(UI_PORT)
 
 # Re-execute the committed notebooks with their default parameters (their outputs are nbval's reference).
 notebooks: setup

@@ -282,3 +282,13 @@ def promote(model_name: str, version: str, alias: str, tracking_uri: str | None 
                          f"({str(error).splitlines()[0][:300]})") from error
     return {"model": model_name, "version": str(found.version), "alias": alias,
             "model_uri": f"models:/{model_name}@{alias}", "source": found.source}
+
+
+def ui_command(port: int, uri: str | None = None, host: str = "127.0.0.1") -> list[str]:
+    """The ``mlflow server`` command line that serves the UI on ``uri``'s store (the embedded one by default),
+    artifacts served beside it."""
+    uri = uri or default_tracking_uri()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", "1"]
+    root = artifact_root(uri)
+    return command + (["--artifacts-destination", root] if root else [])

@@ -153,3 +153,42 @@ def test_promote_moves_the_alias_and_refuses_a_missing_version(store, capsys):
     assert main(["neo-ml-ncf", "7", "--tracking-uri", store]) == 1
     assert "neo-ml-ncf version 7" in capsys.readouterr().err
     assert str(MlflowClient(store).get_model_version_by_alias("neo-ml-ncf", "production").version) == "2"
+
+
+def test_the_ui_server_shows_the_experiment_and_its_run(store):
+    """``make ui``'s server: its page loads, and the experiment's runs (what the page lists) include ours."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    from neo_ml.tracking import ui_command
+
+    tracker = Tracker(store).start("shown in the ui")
+    tracker.finish()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(ui_command(port, store), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                page = urllib.request.urlopen(f"{base}/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the UI server did not start"
+                time.sleep(0.5)
+        assert "MLflow" in page
+        experiment = json.loads(urllib.request.urlopen(
+            f"{base}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=neo-ml", timeout=10).read())
+        experiment_id = experiment["experiment"]["experiment_id"]
+        request = urllib.request.Request(f"{base}/ajax-api/2.0/mlflow/runs/search", method="POST",
+                                         data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        runs = json.loads(urllib.request.urlopen(request, timeout=10).read())["runs"]
+        assert [run["info"]["run_name"] for run in runs] == ["shown in the ui"]
+        assert urllib.request.urlopen(f"{base}/#/experiments/{experiment_id}", timeout=10).status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -26,6 +26,7 @@ import copy
 import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,7 +197,8 @@ def positives_per_batch(config: NCFConfig, world_size: int = 1) -> int:
 def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, progress: bool = True,
                     evaluate_full: bool = False, state_path: Path | None = None, resume: bool = False,
                     fingerprint: str = "", ranks: Ranks | None = None,
-                    max_batches: int | None = None, item_text: np.ndarray | None = None) -> TrainResult:
+                    max_batches: int | None = None, item_text: np.ndarray | None = None,
+                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train on ``split.train``, choose the epoch on ``split``'s validation items.
 
     ``state_path``: where the training state goes after each epoch; ``resume``
@@ -204,7 +206,9 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
     ``ranks``: this process's place under torchrun (default: one process on
     ``config.device``). ``max_batches`` ends each epoch early (for benchmarks). ``item_text``: each item's
     sentence embedding, (num_items, width): with ``config.item_text``, a sequence model gains a text path
-    (``ncf.text_path``) once trained (``text_seconds``).
+    (``ncf.text_path``) once trained (``text_seconds``). ``on_epoch``: called with each epoch's record on
+    the main rank, after validation (a tuning trial reports to its pruner there; an exception it raises,
+    such as Optuna's ``TrialPruned``, ends training).
     """
     config = config or NCFConfig()
     ranks = ranks or Ranks(device=choose_device(config.device))
@@ -255,6 +259,8 @@ def train_ncf_model(split: LeaveOneOutSplit, config: NCFConfig | None = None, pr
                      record.get("val_ndcg@10", float("nan")), record.get("val_hr@10", float("nan")))
             if progress:
                 tqdm.write(_format_epoch(record))
+            if on_epoch is not None:
+                on_epoch(record)
             # Without validation items, the lowest training loss stands in.
             score = record[f"val_{config.select_metric}"] if has_validation else -record["train_loss"]
             if score > best_score:

@@ -103,3 +103,20 @@ def test_the_command_resumes_after_sigkill_and_removes_its_state(synthetic_json,
     saved = torch.load(output, weights_only=True)
     assert len(saved["training_history"]) == 6 and epochs_done < 6 and result["best_epoch"] >= 1
     assert not state.exists() and not checksum_path(state).exists()
+
+
+def test_on_epoch_sees_every_validated_epoch_and_can_stop_training(small_split):
+    """The hook a tuning trial's pruner uses: one call per epoch after validation; raising ends the run."""
+    seen = []
+    train_ncf_model(small_split, NCFConfig(epochs=3, **CONFIG), progress=False, on_epoch=seen.append)
+    assert [record["epoch"] for record in seen] == [1, 2, 3] and all("val_ndcg@10" in r for r in seen)
+
+    class Pruned(Exception):
+        pass
+
+    def prune_after_first(record):
+        if record["epoch"] == 1:
+            raise Pruned
+
+    with pytest.raises(Pruned):
+        train_ncf_model(small_split, NCFConfig(epochs=3, **CONFIG), progress=False, on_epoch=prune_after_first)

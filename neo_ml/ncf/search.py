@@ -1,0 +1,58 @@
+"""The recommender's hyperparameter search with Optuna: the search space and one trial's objective.
+
+The objective is the validation NDCG@10 of the epoch a trial keeps (``train_ncf_model`` chooses it on
+validation; the test items are never scored here). Each validated epoch is reported to the study's pruner,
+so a median pruner stops a trial whose curve falls below the others' at the same epoch.
+
+Search space (SASRec, the default model), around its defaults:
+
+| field | range |
+| --- | --- |
+| learning_rate | 1e-4 to 3e-3, log |
+| embedding_dim | 32, 64, 128 |
+| dropout | 0.0 to 0.5 |
+| history_length | 50, 100, 200 |
+| softmax_negatives | 100, 400, all items (None) |
+| weight_decay | 1e-7 to 1e-3, log |
+| num_blocks | 1, 2, 3 |
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from neo_ml.data.splits import LeaveOneOutSplit
+from neo_ml.ncf.config import NCFConfig
+from neo_ml.ncf.train import train_ncf_model
+
+OBJECTIVE = "val_ndcg@10"
+
+
+def suggest_config(trial, base: NCFConfig) -> NCFConfig:
+    """``base`` with the searched fields drawn by ``trial`` (checked by ``NCFConfig.__post_init__``)."""
+    return replace(
+        base,
+        learning_rate=trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        embedding_dim=trial.suggest_categorical("embedding_dim", [32, 64, 128]),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        history_length=trial.suggest_categorical("history_length", [50, 100, 200]),
+        softmax_negatives=trial.suggest_categorical("softmax_negatives", [100, 400, None]),
+        weight_decay=trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
+        num_blocks=trial.suggest_categorical("num_blocks", [1, 2, 3]),
+    )
+
+
+def run_trial(trial, split: LeaveOneOutSplit, base: NCFConfig) -> float:
+    """Train one drawn config on ``split`` and return its validation NDCG@10; pruned by the study's pruner
+    at any epoch (``optuna.TrialPruned``)."""
+    import optuna
+
+    config = suggest_config(trial, base)
+
+    def report(record: dict) -> None:
+        trial.report(record[OBJECTIVE], step=record["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {record['epoch']}: {OBJECTIVE} {record[OBJECTIVE]:.4f}")
+
+    result = train_ncf_model(split, config, progress=False, on_epoch=report)
+    return float(result.validation_metrics[OBJECTIVE])

@@ -154,6 +154,9 @@ class Tracker:
             batch = items[start:start + BATCH_LIMIT]
             self._call("logging parameters", lambda client, batch=batch: client.log_batch(self.run_id, params=batch))
 
+    def set_tag(self, key: str, value: str) -> None:
+        self._call("tagging the run", lambda client: client.set_tag(self.run_id, key, value))
+
     def log_metrics(self, metrics: Mapping, step: int | None = None, prefix: str = "") -> None:
         """The numbers of ``metrics`` (at ``step``, e.g. the epoch)."""
         self.log_history([metrics], step_key=None, step=step, prefix=prefix)

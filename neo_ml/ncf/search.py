@@ -42,14 +42,16 @@ def suggest_config(trial, base: NCFConfig) -> NCFConfig:
     )
 
 
-def run_trial(trial, split: LeaveOneOutSplit, base: NCFConfig) -> float:
+def run_trial(trial, split: LeaveOneOutSplit, base: NCFConfig, history: list | None = None) -> float:
     """Train one drawn config on ``split`` and return its validation NDCG@10; pruned by the study's pruner
-    at any epoch (``optuna.TrialPruned``)."""
+    at any epoch (``optuna.TrialPruned``). Each epoch's record is appended to ``history``."""
     import optuna
 
     config = suggest_config(trial, base)
 
     def report(record: dict) -> None:
+        if history is not None:
+            history.append(record)
         trial.report(record[OBJECTIVE], step=record["epoch"])
         if trial.should_prune():
             raise optuna.TrialPruned(f"epoch {record['epoch']}: {OBJECTIVE} {record[OBJECTIVE]:.4f}")

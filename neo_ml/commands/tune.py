@@ -7,9 +7,10 @@
 Each trial trains one drawn config (``neo_ml.ncf.search``: the space, the objective) and is scored on the
 validation items only; a median pruner stops trials whose per-epoch validation NDCG@10 falls below the
 others'. Workers stop when the study holds ``--trials`` finished trials (complete or pruned), however
-many workers share it. Every trial is a nested MLflow run of the study's run. With ``--output``, the best
-config is then trained by the normal training run, tested once, saved there and registered, and its
-config written beside it as YAML (``<output>.yaml``) for the pipeline's ``ncf`` section.
+many workers share it; give each worker its own ``--worker N`` (same seed, same draws otherwise).
+Every trial is a nested MLflow run of the study's run. With ``--output``, the best config is then
+trained by the normal training run, tested once, saved there and registered, and its config written
+beside it as YAML (``<output>.yaml``) for the pipeline's ``ncf`` section.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class TuneArguments:
     storage: str | None = field(default=None, metadata={
         "help": "Optuna storage URL (default: sqlite:///outputs/optuna.db); shared by all its workers"})
     timeout: float | None = field(default=None, metadata={"help": "seconds this worker searches at most"})
+    worker: int = field(default=0, metadata={
+        "help": "this worker's number among those sharing the study (0, 1, ...): seeds its sampler apart"})
     output: Path | None = field(default=None, metadata={"help": "retrain the best config into this checkpoint"})
     split_seed: int = field(default=2017, metadata={"help": "seed of the evaluation negatives"})
     tracking_uri: str | None = field(default=None, metadata={"help": "MLflow store"})
@@ -42,6 +45,8 @@ class TuneArguments:
     debug: bool = field(default=False, metadata={"help": "show tracebacks"})
 
     def __post_init__(self):
+        if self.worker < 0:
+            raise NeoMLError(f"--worker must be >= 0, got {self.worker}")
         if self.trials < 1:
             raise NeoMLError(f"--trials must be >= 1, got {self.trials}")
         if self.timeout is not None and self.timeout <= 0:
@@ -67,7 +72,7 @@ def search(args: TuneArguments, base: NCFConfig) -> dict:
     split = leave_one_out_split(data.interactions, seed=args.split_seed, hold_out_test=data.hold_out_test)
     study = optuna.create_study(study_name=args.study_name, storage=args.storage or default_storage(),
                                 direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=base.seed),
+                                sampler=optuna.samplers.TPESampler(seed=base.seed + 1000 * args.worker),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     parent = Tracker(args.tracking_uri, enabled=not args.no_tracking).start(f"tune ncf {args.study_name}")
     parent.log_params({"study": args.study_name, "data": data.name, "data_checksum": data.checksum,

@@ -40,12 +40,22 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.outputs_dir() / 'mlflow.db'}"
 
 
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of an embedded SQLite store (``None`` for a server)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _first_line(error: BaseException) -> str:
+    """An error as one short line, for a warning or a message that names the store."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 def artifact_root(uri: str) -> str | None:
     """Where a new experiment of an embedded SQLite store keeps its artifacts: beside the database file.
     A server chooses its own (``None``)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+    database = _sqlite_file(uri)
+    return None if database is None else (database.resolve().parent / "mlartifacts").as_uri()
 
 
 def _server_reachable(uri: str, timeout: float = 2.0) -> bool:
@@ -105,8 +115,7 @@ class Tracker:
             return action(self._client)
         except Exception as error:  # noqa: BLE001 - tracking must never stop a run
             self.enabled = False
-            message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-            print(f"warning: MLflow tracking off for this run: {what} on {self.uri} failed ({message})",
+            print(f"warning: MLflow tracking off for this run: {what} on {self.uri} failed ({_first_line(error)})",
                   file=sys.stderr)
             return None
 
@@ -115,8 +124,9 @@ class Tracker:
             raise ConnectionError("the tracking server does not answer")
         from mlflow.tracking import MlflowClient
 
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = _sqlite_file(self.uri)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def _experiment_id(self, client) -> str:
@@ -256,7 +266,7 @@ def fetch_model(model_uri: str, tracking_uri: str | None = None, suffix: str | N
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=found.source, tracking_uri=uri,
                                                           dst_path=tempfile.mkdtemp(prefix="neo-ml-model-")))
     except Exception as error:  # noqa: BLE001 - any store failure, named with the URI
-        raise NeoMLError(f"{model_uri} on {uri}: cannot fetch the model ({str(error).splitlines()[0][:300]})") \
+        raise NeoMLError(f"{model_uri} on {uri}: cannot fetch the model ({_first_line(error)})") \
             from error
     if suffix is None:
         return folder
@@ -282,7 +292,7 @@ def promote(model_name: str, version: str, alias: str, tracking_uri: str | None 
         client.set_registered_model_alias(model_name, alias, found.version)
     except Exception as error:  # noqa: BLE001 - named with the store and the version
         raise NeoMLError(f"{model_name} version {version} on {uri}: cannot set alias {alias!r} "
-                         f"({str(error).splitlines()[0][:300]})") from error
+                         f"({_first_line(error)})") from error
     return {"model": model_name, "version": str(found.version), "alias": alias,
             "model_uri": f"models:/{model_name}@{alias}", "source": found.source}
 

@@ -80,19 +80,18 @@ def search(args: TuneArguments, base: NCFConfig) -> dict:
 
     def objective(trial):
         child = parent.child(f"trial {trial.number}")
-        child.log_params({"trial": trial.number, **trial.params})
         history: list[dict] = []
         try:
             value = run_trial(trial, split, base, history)
+            child.log_metrics({"objective_val_ndcg@10": value})
+            return value
         except optuna.TrialPruned:
-            child.log_history(history)
             child.set_tag("state", "pruned")
-            child.finish()
             raise
-        child.log_history(history)
-        child.log_metrics({"objective_val_ndcg@10": value})
-        child.finish()
-        return value
+        finally:  # the params exist only once the trial has drawn them, inside run_trial
+            child.log_params({"trial": trial.number, **trial.params})
+            child.log_history(history)
+            child.finish()
 
     done = MaxTrialsCallback(args.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
     study.optimize(objective, n_trials=args.trials, timeout=args.timeout, callbacks=[done])

@@ -1,12 +1,27 @@
-"""Shared fixtures: synthetic data and one small trained checkpoint per session."""
+"""Shared fixtures: synthetic data, one small trained checkpoint per session, and a PostgreSQL server.
+
+PostgreSQL comes from ``NEO_ML_TEST_POSTGRES_URL`` (a server whose user may create databases); without it a
+throwaway server is started from the PostgreSQL binaries and stopped at the end of the session."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import pwd
 import random
+import shutil
+import socket
+import subprocess
+import tempfile
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from neo_ml.classification.service import MLClassificationService
 from neo_ml.data.corpora import load_text_corpus
@@ -141,3 +156,78 @@ BACKEND_FORMAT = {
 def backend_document() -> dict:
     """A fresh copy of ``BACKEND_FORMAT`` for a test to change."""
     return json.loads(json.dumps(BACKEND_FORMAT))
+
+
+POSTGRES_ENV = "NEO_ML_TEST_POSTGRES_URL"
+HOW_TO = (f"The database tests need PostgreSQL: set {POSTGRES_ENV} to a server URL whose user may create "
+          "databases (e.g. postgresql+psycopg://neo@127.0.0.1:5432/postgres), or install the server binaries "
+          "(initdb, pg_ctl; Debian: apt-get install postgresql) so that the tests start a throwaway server.")
+
+
+# -- PostgreSQL: a server for the session, a fresh database per test --------------------------------
+def _pg_binary(name: str) -> str | None:
+    """``name`` on PATH, else the newest under Debian's /usr/lib/postgresql/VERSION/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+    return max(versions, key=lambda p: [int(n) for n in Path(p).parent.parent.name.split(".") if n.isdigit()],
+               default=None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def _throwaway_server():
+    """initdb into a temp folder, start on a free loopback port, yield the URL, stop and delete."""
+    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.fail(f"{POSTGRES_ENV} is not set and no PostgreSQL binaries were found. {HOW_TO}", pytrace=False)
+    folder = Path(tempfile.mkdtemp(prefix="neo_ml_pg_"))
+    as_user = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail(f"running as root and there is no 'postgres' user to run the server as. {HOW_TO}",
+                        pytrace=False)
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, log = folder / "data", folder / "server.log"
+
+    def run(*args):
+        done = subprocess.run([*as_user, *map(str, args)], cwd=folder, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            server_log = log.read_text() if log.exists() else ""
+            pytest.fail(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
+                        f"{server_log}\n{HOW_TO}", pytrace=False)
+
+    try:
+        run(initdb, "-D", data, "-U", "neo", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        port = _free_port()
+        run(pg_ctl, "-D", data, "-l", log, "-w", "-t", "60", "-o", f"-k {folder} -p {port} -h 127.0.0.1 -F", "start")
+        try:
+            yield f"postgresql+psycopg://neo@127.0.0.1:{port}/postgres"
+        finally:
+            run(pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """An admin engine on the PostgreSQL server (autocommit, to create and drop databases)."""
+    given = os.environ.get(POSTGRES_ENV)
+    with nullcontext(given) if given else _throwaway_server() as url:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with admin.connect():
+                pass
+        except DBAPIError as error:
+            pytest.fail(f"cannot connect to PostgreSQL at {make_url(url)!r}: {error.orig}\n{HOW_TO}", pytrace=False)
+        yield admin
+        admin.dispose()

@@ -1,5 +1,5 @@
 """Two tuning workers (real processes) share one Optuna study: N trials finished between them, none lost or
-repeated. On SQLite always, on PostgreSQL when ``NEO_ML_TEST_POSTGRES_URL`` names a server (CI starts one)."""
+repeated, on SQLite and on PostgreSQL (conftest's ``postgres_server``: CI's, or a throwaway one)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ import uuid
 
 import optuna
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
-POSTGRES_ENV = "NEO_ML_TEST_POSTGRES_URL"
-BACKENDS = ["sqlite", "postgresql"] if os.environ.get(POSTGRES_ENV) else ["sqlite"]
 TRIALS = 6
 
 
@@ -23,17 +20,16 @@ def storage(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'optuna.db'}"
         return
-    admin = create_engine(os.environ[POSTGRES_ENV], isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    admin = request.getfixturevalue("postgres_server")
     name = f"neo_ml_optuna_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     yield admin.url.set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
 
 
-@pytest.mark.parametrize("storage", BACKENDS, indirect=True)
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"], indirect=True)
 def test_two_workers_finish_the_trials_between_them(storage, synthetic_json, tmp_path):
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")  # both workers load it
     command = [sys.executable, "-m", "neo_ml.tune", "ncf", "--data", str(synthetic_json), "--trials", str(TRIALS),

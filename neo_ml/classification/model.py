@@ -23,6 +23,7 @@ import math
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +125,11 @@ def validation_split(samples: list[LabeledText], fraction: float, seed: int) -> 
 
 
 class TaxonomyClassifier:
-    def __init__(self, config: ClassifierConfig | None = None):
+    def __init__(self, config: ClassifierConfig | None = None, embedding_cache: dict | None = None):
+        """``embedding_cache`` (text -> vector) is shared by frozen-encoder models of one encoder and
+        ``max_length``, such as a search's trials; a model that tunes its encoder never reads it."""
         self.config = config or ClassifierConfig()
+        self.embedding_cache = embedding_cache
         self._encoder = None
         self.onnx_int8: bytes | None = None  # the int8 export (from the checkpoint, or made on first use)
         self.int8_calibration: dict[str, np.ndarray] | None = None  # torch-int8's observer statistics (fit)
@@ -140,6 +144,15 @@ class TaxonomyClassifier:
         return self._encoder
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        cache = self.embedding_cache if not self.config.epochs else None
+        if cache is None:
+            return self._encode(texts, progress)
+        missing = [text for text in dict.fromkeys(texts) if text not in cache]
+        if missing:
+            cache.update(zip(missing, self._encode(missing, progress), strict=True))
+        return np.stack([cache[text] for text in texts]) if texts else self._encode(texts)
+
+    def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         tokenizer, model = self.encoder
         return _normalise(embed(texts, tokenizer, model, self.config.max_length, self.config.batch_size,
                                 progress=progress))
@@ -222,7 +235,8 @@ class TaxonomyClassifier:
                                  lambda: LogisticRegression(C=self.config.semantic_C, max_iter=3000))
         return lexical, semantic, len(texts)
 
-    def fit(self, samples: list[LabeledText], progress: bool = False) -> dict:
+    def fit(self, samples: list[LabeledText], progress: bool = False,
+            on_epoch: Callable[[dict], None] | None = None) -> dict:
         """Train on ``samples``; fusion weight, calibration and thresholds are chosen on held-out scores.
 
         Frozen encoder (``epochs=0``): cross-fitting. Every sample is scored once
@@ -233,7 +247,7 @@ class TaxonomyClassifier:
         the tuned encoder never saw. Small data is augmented inside training
         parts only. Returns the held-out metrics: f1 (micro), precision,
         recall, loss (BCE of the calibrated probabilities), accuracy, macro_f1,
-        top1_precision.
+        top1_precision. ``on_epoch`` gets each tuning epoch's record (a search's pruner).
         """
         config, started = self.config, time.perf_counter()
         if len(samples) < config.fewest_samples():
@@ -253,7 +267,7 @@ class TaxonomyClassifier:
             embeddings, tuning = tune_top_layers(
                 texts, targets, *folds[0], *self.encoder, layers=config.tuned_layers, epochs=config.epochs,
                 learning_rate=config.learning_rate, max_length=config.max_length, batch_size=config.batch_size,
-                seed=config.seed, progress=progress)
+                seed=config.seed, progress=progress, on_epoch=on_epoch)
             embeddings = _normalise(embeddings)
         else:
             folds = fold_indices(samples, config.folds, config.seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,8 +116,10 @@ class TopLayers(nn.Module):
 
 def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarray, validation_rows: np.ndarray,
                     tokenizer, model, *, layers: int, epochs: int, learning_rate: float, max_length: int,
-                    batch_size: int, seed: int, progress: bool = False) -> tuple[np.ndarray, TuningResult]:
+                    batch_size: int, seed: int, progress: bool = False,
+                    on_epoch: Callable[[dict], None] | None = None) -> tuple[np.ndarray, TuningResult]:
     """Tune the top ``layers`` on ``train_rows``; keep the epoch with the lowest validation loss.
+    ``on_epoch`` gets each epoch's record once validated (a search's pruner may stop the run there).
 
     The tuned layers replace the encoder's own (``model`` is changed in place).
     Returns mean-pooled embeddings of every text from the tuned encoder.
@@ -159,6 +162,8 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
         if progress:
             print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                    for k, v in history[-1].items()), flush=True)
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if not best_epoch or history[-1]["validation_loss"] < history[best_epoch - 1]["validation_loss"]:
             best_epoch, best_state = epoch, copy.deepcopy(top.layers.state_dict())
     top.layers.load_state_dict(best_state)

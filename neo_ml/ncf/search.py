@@ -8,12 +8,12 @@ Search space (SASRec, the default model), around its defaults:
 
 | field | range |
 | --- | --- |
-| learning_rate | 1e-4 to 3e-3, log |
+| learning_rate | 3e-4 to 1e-2, log |
 | embedding_dim | 32, 64, 128 |
 | dropout | 0.0 to 0.5 |
 | history_length | 50, 100, 200 |
 | softmax_negatives | 100, 400, all items (None) |
-| weight_decay | 1e-7 to 1e-3, log |
+| weight_decay | 0, 1e-6, 1e-5, 1e-4 |
 | num_blocks | 1, 2, 3 |
 """
 
@@ -26,18 +26,26 @@ from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.train import train_ncf_model
 
 OBJECTIVE = "val_ndcg@10"
+SEARCHED = ("learning_rate", "embedding_dim", "dropout", "history_length", "softmax_negatives", "weight_decay",
+            "num_blocks")
+
+
+def base_params(base: NCFConfig) -> dict:
+    """The searched fields as ``base`` sets them: enqueued as a study's first trial, so the default config
+    is scored in the same study, on the same split, as every drawn one."""
+    return {name: getattr(base, name) for name in SEARCHED}
 
 
 def suggest_config(trial, base: NCFConfig) -> NCFConfig:
     """``base`` with the searched fields drawn by ``trial`` (checked by ``NCFConfig.__post_init__``)."""
     return replace(
         base,
-        learning_rate=trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+        learning_rate=trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
         embedding_dim=trial.suggest_categorical("embedding_dim", [32, 64, 128]),
         dropout=trial.suggest_float("dropout", 0.0, 0.5),
         history_length=trial.suggest_categorical("history_length", [50, 100, 200]),
         softmax_negatives=trial.suggest_categorical("softmax_negatives", [100, 400, None]),
-        weight_decay=trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
+        weight_decay=trial.suggest_categorical("weight_decay", [0.0, 1e-6, 1e-5, 1e-4]),
         num_blocks=trial.suggest_categorical("num_blocks", [1, 2, 3]),
     )
 

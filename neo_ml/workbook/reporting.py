@@ -154,6 +154,20 @@ def plot_latency(samples_ms: dict[str, Sequence[float]], budgets_ms: dict[str, f
     return save(fig, run_dir, name)
 
 
+def plot_search(study, objective: str, run_dir=None, name: str = "search_history"):
+    """Optuna's optimisation history of ``study``: each finished trial's ``objective`` and the best so far."""
+    import warnings
+
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    with warnings.catch_warnings():  # optuna marks its matplotlib plots experimental
+        warnings.simplefilter("ignore")
+        ax = plot_optimization_history(study, target_name=objective)
+    ax.figure.set_size_inches(7, 3.5)
+    ax.set(ylabel=f"{objective} [0-1]")
+    return save(ax.figure, run_dir, name)
+
+
 # -- report ----------------------------------------------------------------------------------
 def _markdown_value(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)

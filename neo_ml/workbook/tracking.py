@@ -36,13 +36,14 @@ def _training_history(stage: str, checkpoint: Path) -> list[dict]:
     return list(load_ncf_checkpoint(checkpoint).get("training_history") or [])
 
 
-def _full_config(stage: str, parameters: dict) -> dict:
-    """Every field of a training stage's config, as its notebook builds it (the YAML sets only some)."""
+def _full_config(stage: str, parameters: dict, searched: dict | None = None) -> dict:
+    """Every field of a training stage's config, as its notebook builds it (the YAML sets only some), with
+    the fields its search chose (``TUNE_TRIALS``)."""
     from neo_ml.workbook.pipeline import CONFIGS
 
     if stage not in CONFIGS:
         return {}
-    given = {"seed": parameters.get("SEED", 42), **(parameters.get("CONFIG") or {})}
+    given = {"seed": parameters.get("SEED", 42), **(parameters.get("CONFIG") or {}), **(searched or {})}
     return {"model_config": CONFIGS[stage].from_mapping(given, "config").to_dict()}
 
 
@@ -52,7 +53,7 @@ def track_stage(tracker: Tracker, stage: str, parameters: dict, run_dir: Path, f
 
     metrics = _stage_metrics(run_dir, stage)
     tracker.log_params({**{key.lower(): value for key, value in parameters.items()},
-                        **_full_config(stage, parameters)})
+                        **_full_config(stage, parameters, (metrics.get("search") or {}).get("best_params"))})
     tracker.log_artifact(run_dir / "notebooks" / STAGES[stage], "notebooks")
     tracker.log_artifact(run_dir / "metrics" / f"{stage}.json", "metrics")
     checkpoint = Path(metrics["checkpoint"]) if metrics.get("checkpoint") else None

@@ -54,7 +54,7 @@ def test_the_run_folder_holds_notebooks_metrics_plots_report_and_manifest(tiny_r
     plots = {p.stem for p in (tiny_run / "plots").glob("*.png")}
     assert {"interaction_long_tail", "interactions_per_user", "class_distribution", "text_lengths",
             "ncf_training_curves", "ncf_baselines", "classifier_training_curves", "per_class_f1",
-            "confusion_matrix", "reliability_diagram", "classifier_baselines", "latency"} <= plots
+            "confusion_matrix", "reliability_diagram", "classifier_baselines", "latency", "ncf_search"} <= plots
     report = (tiny_run / "report.md").read_text()
     assert all(f"plots/{name}.png" in report for name in plots)
     manifest = json.loads((tiny_run / "manifest.json").read_text())
@@ -72,6 +72,9 @@ def test_stage_metrics_are_recorded(tiny_run):
     ncf = json.loads((tiny_run / "metrics" / "ncf.json").read_text())
     assert 0 < ncf["test_hr@10"] <= 1 and ncf["best_epoch"] in (1, 2)
     assert ncf["processes"] == 2  # tiny.yaml trains through torchrun with two DDP ranks
+    search = ncf["search"]  # tiny.yaml searches 2 trials first: the base config, then one drawn
+    assert search["finished_trials"] == 2 and search["base_trial"] == 0 and search["base_validation"] > 0
+    assert [row["trial"] for row in ncf["tables"]["search"]] == [0, 1]
     classification = json.loads((tiny_run / "metrics" / "classification.json").read_text())
     assert classification["test_documents"] == 100 and 0 < classification["test_micro_f1"] <= 1
     versus = classification["tables"]["classifier_vs_baseline"]

@@ -47,10 +47,10 @@ def test_tune_classifier_command(tmp_path, dewey_subset, capsys):
     data.write_text(json.dumps(samples_to_document(dewey_subset[0][:200])))
     output = tmp_path / "tuned"
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in SMALL.items()]
-    assert main(["classifier", "--data", str(data), "--trials", "3", "--storage", f"sqlite:///{tmp_path / 'o.db'}",
+    assert main(["classifier", "--data", str(data), "--trials", "2", "--storage", f"sqlite:///{tmp_path / 'o.db'}",
                  "--output", str(output), "--no-tracking", *flags]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["finished_trials"] == 3 and result["base_trial"] == 0
+    assert result["finished_trials"] == 2 and result["base_trial"] == 0
     assert result["best_validation"] >= result["base_validation"] > 0
     section = yaml.safe_load(output.with_suffix(".yaml").read_text())["classification"]
     assert section["max_length"] == 64 and section["augment_below"] == 0  # the base flags are kept

@@ -37,3 +37,21 @@ def test_a_study_with_no_completed_trial_is_refused_by_name(tmp_path):
     study = run_study(fake_search([], prune=True), "all-pruned", 2, f"sqlite:///{tmp_path / 'o.db'}")
     with pytest.raises(NeoMLError, match="'all-pruned': no trial completed"):
         study_summary(study, fake_search([]))
+
+
+def test_every_trial_is_a_nested_run_of_the_study_run(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from neo_ml.tracking import Tracker
+
+    monkeypatch.delenv("NEO_ML_NO_TRACKING", raising=False)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(store).start("tune ncf s")
+    run_study(fake_search([]), "s", 3, f"sqlite:///{tmp_path / 'o.db'}", tracker=tracker)
+    tracker.finish()
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("neo-ml").experiment_id])
+    trials = sorted((run for run in runs if run.data.tags.get("mlflow.parentRunId") == tracker.run_id),
+                    key=lambda run: int(run.data.params["trial"]))
+    assert [run.info.run_name for run in trials] == ["trial 0", "trial 1", "trial 2"]
+    assert trials[0].data.params["learning_rate"] == "0.005" and "objective" in trials[0].data.metrics

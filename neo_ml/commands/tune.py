@@ -23,6 +23,7 @@ from pathlib import Path
 
 from neo_ml.commands import build_parser, config_from, run_command
 from neo_ml.errors import NeoMLError
+from neo_ml.files import git_commit, package_versions
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.search import CONFIGS, classifier_search, ncf_search, retrain_best, run_study, study_summary
 from neo_ml.tracking import Tracker
@@ -65,7 +66,8 @@ def tune(args: TuneArguments, base) -> dict:
         search = classifier_search(args.data, base)
     tracker = Tracker(args.tracking_uri, enabled=not args.no_tracking).start(f"tune {args.model} {args.study_name}")
     tracker.log_params({"study": args.study_name, "model": args.model, "data": search.data_name,
-                        "data_checksum": search.data_checksum, "base_config": base.to_dict()})
+                        "data_checksum": search.data_checksum, "base_config": base.to_dict(),
+                        "git_commit": git_commit() or "unknown", "packages": package_versions()})
     study = run_study(search, args.study_name, args.trials, args.storage, args.worker, args.timeout, tracker)
     result = study_summary(study, search)
     tracker.log_metrics({"best_objective": result["best_validation"], "finished_trials": result["finished_trials"]})

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from neo_ml.classification.model import ClassifierConfig
 from neo_ml.errors import NeoMLError
-from neo_ml.files import checksum_path
 from neo_ml.ncf.config import NCFConfig
-from neo_ml.tracking import NCF_MODEL, Tracker, track_training
+from neo_ml.tracking import Tracker
 
 CONFIGS = {"ncf": NCFConfig, "classifier": ClassifierConfig}
 PIPELINE_SECTIONS = {"ncf": "ncf", "classifier": "classification"}
@@ -43,15 +42,13 @@ def ncf_search(data, base: NCFConfig, split_seed: int = 2017, split=None) -> Sea
     split of ``split_seed``)."""
     from neo_ml.data.splits import leave_one_out_split
     from neo_ml.ncf import search
-    from neo_ml.ncf.run import run_training
+    from neo_ml.ncf.run import run_training, track_run
 
     split = split or leave_one_out_split(data.interactions, seed=split_seed, hold_out_test=data.hold_out_test)
 
     def retrain(config: NCFConfig, output: Path, tracker: Tracker) -> dict:
         metrics, result, _ = run_training(data, config, output, split_seed, progress=False)
-        track_training(tracker, NCF_MODEL, {"config": config.to_dict(), "data": data.name,
-                                            "data_checksum": data.checksum},
-                       result.history, metrics, [output, checksum_path(output)])
+        track_run(tracker, data, config, split_seed, result, metrics, output)
         return metrics
 
     return Search("ncf", base, data.name, data.checksum,

@@ -9,7 +9,8 @@
 limit raises ``RateLimitExceededError`` with the seconds to wait. Every
 prediction call logs one INFO line on the ``neo_ml.predictions`` logger with
 the call, its latency, the batch size and whether it was a cold start; never
-a user id, an item id or a text.
+a user id, an item id or a text. ``pruning_reporter`` is how either model's training
+reports its epochs to an Optuna trial in a hyperparameter search.
 """
 
 from __future__ import annotations
@@ -132,3 +133,19 @@ def log_prediction(call: str, started: float, batch: int, cold_start: bool = Fal
     if predictions_log.isEnabledFor(logging.INFO):
         predictions_log.info("%s latency_ms=%.3f batch=%d cold_start=%s", call,
                              (time.perf_counter() - started) * 1e3, batch, cold_start)
+
+
+def pruning_reporter(trial, metric: str, history: list | None = None):
+    """An ``on_epoch`` callback for a search trial: each epoch's record is appended to ``history`` and its
+    ``metric`` reported to the trial at ``step=epoch``; a record the study's pruner stops raises
+    ``optuna.TrialPruned``, which ends the training."""
+    import optuna
+
+    def report(record: dict) -> None:
+        if history is not None:
+            history.append(record)
+        trial.report(record[metric], step=record["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {record['epoch']}: {metric} {record[metric]:.4f}")
+
+    return report

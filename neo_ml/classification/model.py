@@ -145,12 +145,12 @@ class TaxonomyClassifier:
 
     def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
         cache = self.embedding_cache if not self.config.epochs else None
-        if cache is None:
+        if cache is None or not texts:
             return self._encode(texts, progress)
         missing = [text for text in dict.fromkeys(texts) if text not in cache]
         if missing:
             cache.update(zip(missing, self._encode(missing, progress), strict=True))
-        return np.stack([cache[text] for text in texts]) if texts else self._encode(texts)
+        return np.stack([cache[text] for text in texts])
 
     def _encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         tokenizer, model = self.encoder

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from neo_ml.classification.model import ClassifierConfig, TaxonomyClassifier
 from neo_ml.data.text import LabeledText
+from neo_ml.serving import pruning_reporter
 
 OBJECTIVE = "f1"
 TUNING_FIELDS = ("learning_rate", "tuned_layers")  # drawn only for trials that tune the encoder
@@ -51,16 +52,5 @@ def run_trial(trial, samples: list[LabeledText], base: ClassifierConfig, history
               embedding_cache: dict | None = None) -> float:
     """Fit one drawn config on ``samples`` and return its held-out micro-F1; a tuned trial may be pruned at
     any epoch (``optuna.TrialPruned``). Each tuning epoch's record is appended to ``history``."""
-    import optuna
-
-    config = suggest_config(trial, base)
-
-    def report(record: dict) -> None:
-        if history is not None:
-            history.append(record)
-        trial.report(record["validation_f1"], step=record["epoch"])
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"epoch {record['epoch']}: validation_f1 {record['validation_f1']:.4f}")
-
-    model = TaxonomyClassifier(config, embedding_cache=embedding_cache)
-    return float(model.fit(samples, on_epoch=report)[OBJECTIVE])
+    model = TaxonomyClassifier(suggest_config(trial, base), embedding_cache=embedding_cache)
+    return float(model.fit(samples, on_epoch=pruning_reporter(trial, "validation_f1", history))[OBJECTIVE])

@@ -29,11 +29,10 @@ import torch
 from neo_ml.commands import build_parser, config_from, run_command
 from neo_ml.devices import Ranks
 from neo_ml.errors import NeoMLError
-from neo_ml.files import checksum_path
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.data import load_training_data
-from neo_ml.ncf.run import run_training
-from neo_ml.tracking import NCF_MODEL, Tracker, track_training
+from neo_ml.ncf.run import run_training, track_run
+from neo_ml.tracking import Tracker
 
 
 @dataclass
@@ -76,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ranks.is_main:
             return None
         tracker = Tracker(args.tracking_uri, enabled=not args.no_tracking).start(f"train_ncf {args.output.name}")
-        track_training(tracker, NCF_MODEL, {"config": config.to_dict(), "data": data.name,
-                                            "data_checksum": data.checksum, "split_seed": args.split_seed},
-                       result.history, metrics, [args.output, checksum_path(args.output)])
+        track_run(tracker, data, config, args.split_seed, result, metrics, args.output)
         return {"output": str(args.output), "data": data.name, **metrics}
 
     return run_command(body, args.debug)

@@ -23,6 +23,7 @@ from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.data import TrainingData, item_text_vectors
 from neo_ml.ncf.evaluate import evaluate_held_out, evaluate_model
 from neo_ml.ncf.train import TrainResult, remove_training_state, train_ncf_model
+from neo_ml.tracking import NCF_MODEL, Tracker, track_training
 
 
 def _texts_digest(texts) -> str:
@@ -76,6 +77,17 @@ def config_arguments(config: NCFConfig) -> list[str]:
         elif value is not None:
             arguments += [flag, str(value)]
     return arguments
+
+
+def track_run(tracker: Tracker, data: TrainingData, config: NCFConfig, split_seed: int, result: TrainResult,
+              metrics: dict, output: Path) -> str | None:
+    """A finished ``run_training`` into ``tracker``: its config, data and split, curves, figures and
+    checkpoint, registered as a version of ``neo-ml-ncf``."""
+    from neo_ml.files import checksum_path
+
+    return track_training(tracker, NCF_MODEL, {"config": config.to_dict(), "data": data.name,
+                                               "data_checksum": data.checksum, "split_seed": split_seed},
+                          result.history, metrics, [output, checksum_path(output)])
 
 
 def run_distributed(data: TrainingData, config: NCFConfig, output: Path, processes: int,

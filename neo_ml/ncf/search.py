@@ -24,6 +24,7 @@ from dataclasses import replace
 from neo_ml.data.splits import LeaveOneOutSplit
 from neo_ml.ncf.config import NCFConfig
 from neo_ml.ncf.train import train_ncf_model
+from neo_ml.serving import pruning_reporter
 
 OBJECTIVE = "val_ndcg@10"
 SEARCHED = ("learning_rate", "embedding_dim", "dropout", "history_length", "softmax_negatives", "weight_decay",
@@ -53,16 +54,6 @@ def suggest_config(trial, base: NCFConfig) -> NCFConfig:
 def run_trial(trial, split: LeaveOneOutSplit, base: NCFConfig, history: list | None = None) -> float:
     """Train one drawn config on ``split`` and return its validation NDCG@10; pruned by the study's pruner
     at any epoch (``optuna.TrialPruned``). Each epoch's record is appended to ``history``."""
-    import optuna
-
-    config = suggest_config(trial, base)
-
-    def report(record: dict) -> None:
-        if history is not None:
-            history.append(record)
-        trial.report(record[OBJECTIVE], step=record["epoch"])
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"epoch {record['epoch']}: {OBJECTIVE} {record[OBJECTIVE]:.4f}")
-
-    result = train_ncf_model(split, config, progress=False, on_epoch=report)
+    result = train_ncf_model(split, suggest_config(trial, base), progress=False,
+                             on_epoch=pruning_reporter(trial, OBJECTIVE, history))
     return float(result.validation_metrics[OBJECTIVE])

@@ -9,7 +9,9 @@ With the ``onnx-int8`` inference backend it also holds ``encoder-int8.onnx``,
 the quantised export of its encoder: written at save time, or added (the
 folder rebuilt and swapped in like a save) the first time an older
 checkpoint is loaded for that backend. ``int8-calibration.safetensors`` holds
-the observer statistics of the ``torch-int8`` backend, recorded by training.
+the observer statistics of the ``torch-int8`` backend, recorded by training, and
+``encoder-openvino-int8.xml`` / ``.bin`` the ``openvino-int8`` backend's quantised IR, made by training
+with that backend.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from neo_ml.files import (
 MANIFEST = "manifest.json"
 ONNX_INT8 = "encoder-int8.onnx"
 INT8_CALIBRATION = "int8-calibration.safetensors"
+OPENVINO_XML, OPENVINO_WEIGHTS = "encoder-openvino-int8.xml", "encoder-openvino-int8.bin"
 # What every checkpoint holds: a manifest without one of them describes no classifier.
 REQUIRED_FILES = ("classifier.json", "label_map.json", "heads.safetensors", "training_metrics.json",
                   "config.json", "model.safetensors")
@@ -63,6 +66,9 @@ def save_classifier(model: TaxonomyClassifier, folder: str | Path, metrics: dict
             (staging / ONNX_INT8).write_bytes(model.export_onnx_int8())
         if model.int8_calibration is not None:
             save_file(model.int8_calibration, str(staging / INT8_CALIBRATION))
+        if model.openvino_int8 is not None:
+            (staging / OPENVINO_XML).write_bytes(model.openvino_int8[0])
+            (staging / OPENVINO_WEIGHTS).write_bytes(model.openvino_int8[1])
         _write_manifest(staging, {"data_checksum": data_checksum, "package_versions": package_versions(),
                                   "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
         swap_in_folder(staging, folder)
@@ -188,6 +194,17 @@ def _read_model(folder: Path, manifest: dict, inference: str | None) -> Taxonomy
         raise CheckpointError(f"{folder}: no {INT8_CALIBRATION}, which inference 'torch-int8' needs; training "
                               "records it (this checkpoint is older): train it again, or serve it with torch or "
                               "onnx-int8")
+    openvino = [name for name in (OPENVINO_XML, OPENVINO_WEIGHTS) if name in manifest["files"]]
+    if len(openvino) == 1:  # written together: one alone was removed from the manifest
+        missing = ({OPENVINO_XML, OPENVINO_WEIGHTS} - set(openvino)).pop()
+        raise CheckpointIntegrityError(f"{folder / missing}: not in the manifest beside {openvino[0]}; the "
+                                       "checkpoint was edited")
+    if openvino and model.config.inference == "openvino-int8":
+        model.openvino_int8 = tuple(_checked_bytes(folder / name, manifest) for name in openvino)
+    elif not openvino and model.config.inference == "openvino-int8":
+        raise CheckpointError(f"{folder}: no {OPENVINO_XML}, which inference 'openvino-int8' needs; training "
+                              "with inference=openvino-int8 makes it: train it again so, or serve it with torch, "
+                              "onnx-int8 or torch-int8")
     if model.config.inference == "onnx-int8" and ONNX_INT8 in manifest["files"]:
         model.onnx_int8 = _checked_bytes(folder / ONNX_INT8, manifest)
     model.encoder  # noqa: B018 - loaded now, under the lock, from the files just verified

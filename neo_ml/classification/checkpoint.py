@@ -84,18 +84,34 @@ def _write_manifest(staging: Path, provenance: dict) -> None:
 
 
 def add_onnx_int8(folder: Path, model: TaxonomyClassifier, manifest: dict) -> None:
-    """Add the int8 export of ``model``'s encoder to its checkpoint: the folder is copied, extended and
-    swapped in, so a crash leaves the old checkpoint whole and the manifest always lists every file."""
+    """Add the int8 export of ``model``'s encoder to its checkpoint."""
+    _extend_checkpoint(folder, manifest, {ONNX_INT8: model.export_onnx_int8()}, "onnx_int8")
+
+
+def add_openvino_int8(folder: str | Path, texts: list[str]) -> None:
+    """Give a checkpoint trained without it the ``openvino-int8`` IR, calibrated on ``texts`` (its training
+    texts, as training would have)."""
+    folder = Path(folder)
+    model = load_classifier(folder, "torch")
+    model.export_openvino_int8(model.prepare(texts))
+    xml, weights = model.openvino_int8
+    _extend_checkpoint(folder, verify_checkpoint(folder), {OPENVINO_XML: xml, OPENVINO_WEIGHTS: weights},
+                       "openvino_int8")
+
+
+def _extend_checkpoint(folder: Path, manifest: dict, files: dict[str, bytes], note: str) -> None:
+    """Add ``files`` to the checkpoint: the folder is copied, extended and swapped in, so a crash leaves the
+    old checkpoint whole and the manifest always lists every file (the addition noted under ``note``)."""
     staging = staging_folder(folder)
     try:
         for file in folder.iterdir():
             if file.is_file() and file.name != MANIFEST:
                 shutil.copy2(file, staging / file.name)
-        (staging / ONNX_INT8).write_bytes(model.export_onnx_int8())
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
         added = {"added_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                  "package_versions": package_versions()}
-        _write_manifest(staging, {key: value for key, value in manifest.items() if key != "files"}
-                        | {"onnx_int8": added})
+        _write_manifest(staging, {key: value for key, value in manifest.items() if key != "files"} | {note: added})
         swap_in_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -203,8 +219,8 @@ def _read_model(folder: Path, manifest: dict, inference: str | None) -> Taxonomy
         model.openvino_int8 = tuple(_checked_bytes(folder / name, manifest) for name in openvino)
     elif not openvino and model.config.inference == "openvino-int8":
         raise CheckpointError(f"{folder}: no {OPENVINO_XML}, which inference 'openvino-int8' needs; training "
-                              "with inference=openvino-int8 makes it: train it again so, or serve it with torch, "
-                              "onnx-int8 or torch-int8")
+                              "with inference=openvino-int8 makes it: train it again so, add it from its training "
+                              "texts (checkpoint.add_openvino_int8), or serve it with torch, onnx-int8 or torch-int8")
     if model.config.inference == "onnx-int8" and ONNX_INT8 in manifest["files"]:
         model.onnx_int8 = _checked_bytes(folder / ONNX_INT8, manifest)
     model.encoder  # noqa: B018 - loaded now, under the lock, from the files just verified

@@ -61,3 +61,16 @@ def test_a_tampered_or_missing_ir_file_is_refused(openvino_folder, tmp_path, nam
 def test_a_checkpoint_without_the_ir_names_what_to_do(trained_service):
     with pytest.raises(CheckpointError, match=f"no {OPENVINO_XML}.*train it again"):
         load_classifier(trained_service[0].checkpoint_dir, "openvino-int8")
+
+
+def test_an_older_checkpoint_gets_the_ir_from_its_training_texts(trained_service, dewey_subset, tmp_path):
+    from neo_ml.classification.checkpoint import add_openvino_int8
+
+    folder = tmp_path / "older"
+    shutil.copytree(trained_service[0].checkpoint_dir, folder)
+    before = json.loads((folder / "manifest.json").read_text())["files"]
+    add_openvino_int8(folder, [text for text, _ in dewey_subset[0]])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {name: manifest["files"][name] for name in before} == before and "openvino_int8" in manifest
+    served = MLClassificationService(model_path=folder, inference="openvino-int8")
+    assert served.predict(dewey_subset[1][0][0]).to_dict()["predictions"]

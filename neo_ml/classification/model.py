@@ -47,6 +47,7 @@ from neo_ml.serving import ConfigMixin, check_count, check_number, config_field
 # How predictions encode text: the torch encoder (fp32, the reference), its int8 ONNX Runtime export
 # (classification.onnx_encoder) or its static int8 Inductor graph (classification.int8_encoder); training
 # always uses torch fp32.
+WARM_UP_TEXT = "A short text that warms the encoder up. "
 INFERENCE_BACKENDS = ("torch", "onnx-int8", "torch-int8", "openvino-int8")
 # What the classifier reads of a text: the longest document of 20NG, R8 and R52 has 66,536 characters, so no
 # corpus figure changes; a 50 MB paste costs what 100 kB does (the scrubber and the lexical view are linear).
@@ -183,7 +184,7 @@ class TaxonomyClassifier:
                 raise InvalidRequestError("inference openvino-int8 needs the int8 IR that training with "
                                           "inference=openvino-int8 makes: train with it, or serve with torch, "
                                           "onnx-int8 or torch-int8")
-            return OpenVinoEncoder(*self.openvino_int8, self.encoder[0])
+            return OpenVinoEncoder(*self.openvino_int8)
         if self.config.inference == "onnx-int8":
             from neo_ml.classification.onnx_encoder import OnnxEncoder
 
@@ -224,6 +225,12 @@ class TaxonomyClassifier:
         texts = self.prepare(texts)
         scale, bias = self.platt
         return calibration.sigmoid(scale * self.raw_scores(texts, self.inference_embed(texts, progress)) + bias)
+
+    def warm_up(self) -> None:
+        """Run the serving path once for a short and a full-length text: the backend is built (compiled,
+        for the int8 ones) and its shapes planned at load, so the first requests are as fast as later ones."""
+        self.predict_proba([WARM_UP_TEXT])
+        self.predict_proba([WARM_UP_TEXT * 100])
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Chosen labels: the best one only when training data had one label per text, else every

@@ -6,7 +6,7 @@ SmoothQuant and bias correction), the activation ranges calibrated on up to ``CA
 evenly spaced training texts, as ``torch-int8`` is. The result is OpenVINO IR, two byte strings (the
 graph's XML and its weights) that the checkpoint stores under its manifest. ``OpenVinoEncoder`` compiles
 it for the CPU once per process (the compiled model is shared by every encoder of the same bytes and
-thread count) and runs a warm-up, so the first requests are as fast as the later ones.
+thread count); the service's load warms it up (``TaxonomyClassifier.warm_up``).
 
 Measured on 2 cores (20NG test texts, 256 tokens, 2026-12-03): 141 documents/s against torch fp32's 27
 (5.2x), embeddings at a mean cosine of 0.996 with fp32; one median-length document p95 6.5 ms with 2
@@ -75,15 +75,13 @@ def _compile(xml: bytes, weights: bytes, threads: int):
 
 
 class OpenVinoEncoder:
-    """An int8 OpenVINO encoder (from ``export_int8``), compiled once per process and warmed up."""
+    """An int8 OpenVINO encoder (from ``export_int8``), compiled once per process."""
 
-    def __init__(self, xml: bytes, weights: bytes, tokenizer, threads: int | None = None):
+    def __init__(self, xml: bytes, weights: bytes, threads: int | None = None):
         import torch
 
         self.compiled = _compile(xml, weights, threads or torch.get_num_threads())
         self.width = int(self.compiled.output(0).get_partial_shape()[-1].get_length())
-        for text in ("a warm-up text", "a longer warm-up text " * 40):  # the first calls plan their shapes
-            self.pooled(tokenize(tokenizer, [text], 256, "np"))
 
     def pooled(self, batch) -> np.ndarray:
         return self.compiled(_feeds(batch))[0]

@@ -4,7 +4,8 @@
     service.fine_tune([("text", ["000", "600"]), ...])       # validation metrics
     service.predict("a resource's text", top_k=5)           # ranked (code, confidence), best first
     MLClassificationService(inference="onnx-int8")          # the int8 ONNX Runtime encoder (classification.model)
-    MLClassificationService(inference="torch-int8")         # static int8 compiled by Inductor, the fastest
+    MLClassificationService(inference="torch-int8")         # static int8 compiled by Inductor
+    MLClassificationService(inference="openvino-int8")      # OpenVINO IR quantised by NNCF, the fastest
 
 Checkpoints live in ``models/classification/<model_version>/`` (or
 ``model_path``); they are loaded lazily, verified against their manifest,
@@ -104,7 +105,9 @@ class MLClassificationService:
                     recover_folder(self.checkpoint_dir)
                     if not self.checkpoint_dir.is_dir():
                         raise ClassifierNotFoundError(self.checkpoint_dir)
-                    self.model = load_classifier(self.checkpoint_dir, self.inference)
+                    model = load_classifier(self.checkpoint_dir, self.inference)
+                    model.warm_up()  # the first requests then run as fast as the later ones
+                    self.model = model
                     log.info("Loaded classifier %s from %s", self.model_version, self.checkpoint_dir)
         return self.model
 

@@ -12,7 +12,7 @@ fit, on held-out scores):
 | lexical_C | 0.1 to 10, log (the TF-IDF view's per-label LinearSVCs) |
 | semantic_C | 1 to 100, log (the embedding view's per-label logistic regressions) |
 | epochs | 0 (frozen encoder), 2, 3 (top-layer tuning) |
-| learning_rate | 3e-5 to 3e-4, log; only when epochs > 0 |
+| learning_rate | 1e-4 to 1e-3, log; only when epochs > 0 |
 | tuned_layers | 1, 2, 3; only when epochs > 0 |
 
 ``max_length`` and the encoder stay as the base config sets them, so frozen trials share one set of
@@ -43,7 +43,7 @@ def suggest_config(trial, base: ClassifierConfig) -> ClassifierConfig:
              "semantic_C": trial.suggest_float("semantic_C", 1.0, 100.0, log=True),
              "epochs": trial.suggest_categorical("epochs", [0, 2, 3])}
     if drawn["epochs"]:
-        drawn |= {"learning_rate": trial.suggest_float("learning_rate", 3e-5, 3e-4, log=True),
+        drawn |= {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-3, log=True),
                   "tuned_layers": trial.suggest_categorical("tuned_layers", [1, 2, 3])}
     return replace(base, **drawn)
 

@@ -122,7 +122,7 @@ class MLClassificationService:
 
         ``config`` (default: ``ClassifierConfig`` with this service's encoder and
         inference backend) with any of its fields changed by keyword, e.g.
-        ``fine_tune(pairs, epochs=3, learning_rate=1e-4)``. ``epochs=0`` keeps the
+        ``fine_tune(pairs, epochs=3, learning_rate=4e-4)``. ``epochs=0`` keeps the
         encoder frozen (choices cross-fitted over ``folds``); otherwise its top
         ``tuned_layers`` are fine-tuned and the epoch, fusion, calibration and
         thresholds are chosen on a validation split (see ``classification.model``).

@@ -43,3 +43,20 @@ def test_baseline_multi_label_predicts_at_least_one_label():
     model = TfidfLinearBaseline().fit(train)
     assert model.multi_label
     assert all(len(labels) >= 1 for labels in model.predict(["orbit moon", "zzz unknown words"]))
+
+
+def test_word_pairs_tell_apart_texts_that_share_every_word():
+    """"not good" against "good, not bad": the same words, only their pairs differ; the state keeps the setting,
+    and a state saved before the setting existed reads words only."""
+    from neo_ml.classification.lexical import LexicalScorer
+
+    texts = ["not good but bad", "good not bad but"] * 30
+    targets = np.array([[1, 0], [0, 1]] * 30)
+    words, pairs = (LexicalScorer(ngrams=n).fit(texts, targets) for n in (1, 2))
+    assert np.allclose(words.scores(texts[:2])[0], words.scores(texts[:2])[1])
+    assert pairs.scores(texts[:2]).argmax(1).tolist() == [0, 1]
+    arrays, values = pairs.state()
+    assert np.allclose(LexicalScorer.from_state(arrays, values).scores(texts[:2]), pairs.scores(texts[:2]))
+    values.pop("ngrams")
+    assert LexicalScorer.from_state(*words.state()).ngrams == 1
+    assert LexicalScorer.from_state(arrays, values).ngrams == 1

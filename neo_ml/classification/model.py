@@ -47,8 +47,8 @@ from neo_ml.serving import ConfigMixin, check_count, check_number, config_field
 # How predictions encode text: the torch encoder (fp32, the reference), its int8 ONNX Runtime export
 # (classification.onnx_encoder) or its static int8 Inductor graph (classification.int8_encoder); training
 # always uses torch fp32.
-WARM_UP_TEXT = "A short text that warms the encoder up. "
 INFERENCE_BACKENDS = ("torch", "onnx-int8", "torch-int8", "openvino-int8")
+WARM_UP_TEXT = "A short text that warms the encoder up. "  # warm_up runs it once and a hundred times over
 # What the classifier reads of a text: the longest document of 20NG, R8 and R52 has 66,536 characters, so no
 # corpus figure changes; a 50 MB paste costs what 100 kB does (the scrubber and the lexical view are linear).
 MAX_TEXT_CHARS = 100_000

@@ -189,7 +189,7 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
             schedule.step()
             losses.append(loss.item())
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                        **_validate(top, cache, validation_rows, labels, batch_size, loss_fn)})
+                        **_validate(top, cache, validation_rows, labels, batch_size, loss_fn, single_label)})
         if progress:
             print("  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                    for k, v in history[-1].items()), flush=True)
@@ -200,7 +200,8 @@ def tune_top_layers(texts: list[str], targets: np.ndarray, train_rows: np.ndarra
     top.layers.load_state_dict(best_state)
     transformer_layers(model)[-layers:].load_state_dict(top.layers.state_dict())
     embeddings = _pooled_embeddings(top, cache, batch_size)
-    return embeddings, TuningResult(history, best_epoch, time.perf_counter() - started, str(precision)[6:])
+    seconds = time.perf_counter() - started
+    return embeddings, TuningResult(history, best_epoch, seconds, str(precision).removeprefix("torch."))
 
 
 def _single_label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -209,16 +210,16 @@ def _single_label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 @torch.inference_mode()
 def _validate(top: TopLayers, cache: LowerLayerCache, rows: np.ndarray, labels: torch.Tensor,
-              batch_size: int, loss_fn) -> dict[str, float]:
-    """The head's validation loss (the training loss), top-1 precision and micro-F1 (sigmoid >= 0.5, at
-    least the best label)."""
+              batch_size: int, loss_fn, single_label: bool) -> dict[str, float]:
+    """The head's validation loss (the training loss), top-1 precision and micro-F1 (the best label for
+    single-label data, else sigmoid >= 0.5 and at least the best label)."""
     from sklearn.metrics import f1_score
 
     top.eval()
     batches = cache.batches(rows, batch_size)
     logits = torch.cat([top(*cache.padded(batch)) for batch in batches]).cpu()
     truth = labels[np.concatenate(batches)].cpu()
-    chosen = logits >= 0
+    chosen = torch.zeros_like(logits, dtype=torch.bool) if single_label else logits >= 0
     chosen[torch.arange(len(logits)), logits.argmax(1)] = True
     return {"validation_loss": loss_fn(logits, truth).item(),
             "validation_top1": float(truth[torch.arange(len(logits)), logits.argmax(1)].mean()),

@@ -129,6 +129,20 @@ def test_any_config_field_may_be_set_flat_or_under_config_over_the_notebook_defa
     assert all(values["SEED"] == 7 for values in config.values())
 
 
+def test_the_full_run_trains_the_readme_recipe_over_the_notebooks_small_default():
+    """configs/full.yaml gives stage 03 the README's recipe, whatever notebook 03's own CONFIG holds (its 1e-4
+    once overrode the library's learning rate there), and stage 04 trains R8 and R52 with it."""
+    from neo_ml.classification.model import ClassifierConfig
+
+    config = load_config(paths.PROJECT_ROOT / "configs" / "full.yaml")
+    stage = config["classification"]
+    recipe = ClassifierConfig.from_mapping({"seed": stage["SEED"], **stage["CONFIG"]})
+    assert (recipe.epochs, recipe.tuned_layers, recipe.lexical_ngrams, recipe.max_length, recipe.inference) == (
+        3, 2, 2, 256, "openvino-int8")
+    assert recipe.learning_rate == ClassifierConfig().learning_rate and recipe.bf16
+    assert config["benchmark"]["BENCHMARK_CORPORA"] == ["r8", "r52"]
+
+
 def test_the_notebooks_agree_on_their_default_datasets():
     from neo_ml.workbook.pipeline import notebook_parameters, notebooks_dir
 

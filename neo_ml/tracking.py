@@ -246,7 +246,11 @@ def track_training(tracker: Tracker, model_name: str, params: Mapping, history: 
 def fetch_model(model_uri: str, tracking_uri: str | None = None, suffix: str | None = None) -> Path:
     """The checkpoint of a registered model version (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``),
     downloaded from the store into a new temporary folder: that folder, or with ``suffix`` (``.pt``) the
-    one file in it that ends so. The caller verifies its checksums before loading."""
+    one file in it that ends so. The caller verifies its checksums before loading. The folder is removed
+    when the process exits (the services load lazily, so it must outlive this call), or at once if the
+    download fails."""
+    import atexit
+    import shutil
     import tempfile
 
     from neo_ml.errors import NeoMLError
@@ -257,6 +261,8 @@ def fetch_model(model_uri: str, tracking_uri: str | None = None, suffix: str | N
     name, alias, version = match.groups()
     uri = tracking_uri or default_tracking_uri()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    download_dir = tempfile.mkdtemp(prefix="neo-ml-model-")
+    atexit.register(shutil.rmtree, download_dir, ignore_errors=True)
     try:
         import mlflow.artifacts
         from mlflow.tracking import MlflowClient
@@ -264,8 +270,9 @@ def fetch_model(model_uri: str, tracking_uri: str | None = None, suffix: str | N
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
         folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=found.source, tracking_uri=uri,
-                                                          dst_path=tempfile.mkdtemp(prefix="neo-ml-model-")))
+                                                          dst_path=download_dir))
     except Exception as error:  # noqa: BLE001 - any store failure, named with the URI
+        shutil.rmtree(download_dir, ignore_errors=True)
         raise NeoMLError(f"{model_uri} on {uri}: cannot fetch the model ({_first_line(error)})") \
             from error
     if suffix is None:

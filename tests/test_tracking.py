@@ -114,6 +114,31 @@ def test_train_command_logs_to_mlflow_tracking_uri(store, synthetic_json, tmp_pa
     assert client.get_model_version("neo-ml-ncf", "1").run_id == run.info.run_id
 
 
+def test_fetched_model_folders_are_removed_at_exit_or_when_the_fetch_fails(store, tmp_path, monkeypatch):
+    """A served registry version leaves no copy behind: the download lives as long as the process."""
+    import subprocess
+    import sys
+    import tempfile
+
+    checkpoint = tmp_path / "m.pt"
+    checkpoint.write_bytes(b"weights")
+    tracker = Tracker(store).start("train")
+    assert track_training(tracker, "neo-ml-ncf", {}, [], {}, [checkpoint]) == "1"
+    fetch = ("import sys; from neo_ml.tracking import fetch_model; "
+             "path = fetch_model('models:/neo-ml-ncf/1', sys.argv[1], suffix='.pt'); "
+             "assert path.read_bytes() == b'weights'; print(path)")
+    printed = subprocess.run([sys.executable, "-c", fetch, store], check=True, capture_output=True, text=True)
+    fetched = Path(printed.stdout.strip().splitlines()[-1])
+    download = next(folder for folder in fetched.parents if folder.name.startswith("neo-ml-model-"))
+    assert fetched.name == "m.pt" and not download.exists()
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "downloads"))
+    (tmp_path / "downloads").mkdir()
+    with pytest.raises(NeoMLError, match="cannot fetch the model"):
+        fetch_model("models:/neo-ml-ncf/7", store)
+    assert list((tmp_path / "downloads").iterdir()) == []
+
+
 def test_metric_names_and_bad_model_uris():
     assert metric_name("val_hr@10") == "val_hr_at_10"
     with pytest.raises(NeoMLError, match="models:/NAME@ALIAS"):

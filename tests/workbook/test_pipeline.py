@@ -123,15 +123,15 @@ def test_any_config_field_may_be_set_flat_or_under_config_over_the_notebook_defa
     assert config["ncf"]["CONFIG"] == {"hidden_layers": [32, 16], "embedding_dim": 16}
     assert config["ncf"]["INTERACTIONS"] == "ml-100k" and config["prepare"]["INTERACTIONS"] == "ml-100k"
     # the notebook's own CONFIG default stays under what the YAML sets
-    assert config["classification"]["CONFIG"] == {"epochs": 2, "tuned_layers": 2, "learning_rate": 1e-4,
-                                                  "max_length": 64, "semantic_C": 2.0}
+    assert config["classification"]["CONFIG"] == {"epochs": 2, "tuned_layers": 2, "max_length": 64,
+                                                  "semantic_C": 2.0}
     assert config["classification"]["TEXT_CORPUS"] == "r8" and "TEXT_CORPUS" not in config["ncf"]
     assert all(values["SEED"] == 7 for values in config.values())
 
 
 def test_the_full_run_trains_the_readme_recipe_over_the_notebooks_small_default():
-    """configs/full.yaml gives stage 03 the README's recipe, whatever notebook 03's own CONFIG holds (its 1e-4
-    once overrode the library's learning rate there), and stage 04 trains R8 and R52 with it."""
+    """configs/full.yaml gives stage 03 the README's recipe, whatever notebook 03's own CONFIG holds (a 1e-4
+    there once overrode the library's learning rate), and stage 04 trains R8 and R52 with it."""
     from neo_ml.classification.model import ClassifierConfig
 
     config = load_config(paths.PROJECT_ROOT / "configs" / "full.yaml")
